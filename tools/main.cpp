@@ -1,3 +1,38 @@
-// vcycle command line (placeholder main until the commands land).
+// vcycle: multi-level (V-cycle) transformer training. `vcycle --help` lists the commands.
+#include <iostream>
+
+#include <c10/util/Exception.h>
+
+#include "commands.h"
+#include "vcycle/errors.h"
 #include "vcycle/runtime.h"
-int main(int argc, char** argv) { vcycle::ensure_omp_wait_policy(argv); return 0; }
+
+int main(int argc, char** argv) {
+  vcycle::ensure_omp_wait_policy(argv);
+  CLI::App app{"vcycle — train transformers cheaper with multi-level V-cycles (Zou et al., ICLR 2024)"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  vcycle::cli::add_prepare_command(app);
+  vcycle::cli::add_train_commands(app);
+  vcycle::cli::add_bench_command(app);
+  vcycle::cli::add_operator_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? vcycle::kExitOk : vcycle::kExitBadInput;
+  } catch (const vcycle::InputError& e) {
+    std::cerr << "vcycle: error: " << e.what() << "\n";
+    return vcycle::kExitBadInput;
+  } catch (const vcycle::RunError& e) {
+    std::cerr << "vcycle: run failed: " << e.what() << "\n";
+    return vcycle::kExitRunFailed;
+  } catch (const c10::Error& e) {
+    std::cerr << "vcycle: run failed: " << e.what_without_backtrace() << "\n";
+    return vcycle::kExitRunFailed;
+  } catch (const std::exception& e) {
+    std::cerr << "vcycle: run failed: " << e.what() << "\n";
+    return vcycle::kExitRunFailed;
+  }
+  return vcycle::kExitOk;
+}

@@ -1,0 +1,92 @@
+// The run configuration: one YAML file describes a whole run (model, data, levels, phases,
+// optimizers, evaluation, baseline, output). Every key is validated; unknown keys are errors
+// naming the file, the key path ("phases[1].lr") and the line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+namespace vcycle {
+
+enum class LrSchedule { constant, cosine };
+
+// One training phase: `steps` optimizer steps at `level` with its own optimizer and LR schedule.
+struct PhaseConfig {
+  int level = 1;                                // 1 = full model, K = smallest
+  int64_t steps = 0;                            // optimizer steps in this phase
+  std::string optimizer = "adamw";              // registry name
+  double lr = 1e-3;                             // peak learning rate
+  int64_t warmup = 0;                           // linear warmup steps (from 0 to lr)
+  LrSchedule schedule = LrSchedule::cosine;     // after warmup
+  double min_lr_ratio = 0.1;                    // cosine decays to lr·min_lr_ratio
+};
+
+struct DataConfig {
+  std::string train;              // token file (.bin, uint16) made by `vcycle prepare`
+  std::string valid;              // held-out token file
+  std::string tokenizer = "byte"; // must match the files' meta.json
+  int64_t batch_size = 16;        // sequences per optimizer step
+};
+
+struct LevelsConfig {
+  int count = 1;                          // K; 1 = plain training, no operators
+  int64_t width_factor = 2;               // per level step; 1 keeps width
+  int64_t depth_factor = 2;               // 1 keeps depth
+  std::string width_pairing = "halves";   // halves | neighbors
+  std::string depth_pairing = "halves";
+  double alpha = 0.5;                     // interpolation weight of the de-coalesced model
+  std::string interpolation_mode = "fixed";  // fixed | norm_matched
+  std::string optimizer_state = "reset";  // reset | project
+};
+
+struct EvalConfig {
+  int64_t every = 100;   // evaluate every N steps of a phase (and at each phase end)
+  int64_t batches = 20;  // validation batches per evaluation (fixed, the same each time)
+};
+
+struct TrainConfig {
+  double max_grad_norm = 1.0;           // global-norm clipping; 0 disables
+  int64_t checkpoint_every = 200;       // steps between checkpoints (phase ends always checkpoint)
+  int64_t log_every = 10;               // progress line cadence in steps
+  std::string on_nonfinite = "stop";    // stop | skip_step
+};
+
+struct RunConfig {
+  std::string file;               // the YAML file this came from (for messages)
+  std::string name;               // run name
+  uint64_t seed = 1234;
+  std::string device = "cpu";     // cpu, cuda, cuda:N
+  int threads = 0;                // intra-op threads; 0 = all cores
+  YAML::Node model;               // the `model:` map; the model family parses it (see model_registry.h)
+  std::string model_type;         // model.type
+  DataConfig data;
+  LevelsConfig levels;
+  std::vector<PhaseConfig> phases;     // the V-cycle, in order
+  std::optional<PhaseConfig> baseline; // the plain run to compare with (level 1)
+  YAML::Node optimizers;          // per-name optimizer options (see optim/registry.h)
+  EvalConfig eval;
+  TrainConfig train;
+  std::string output;             // run directory
+
+  // The phases of the plain baseline run (K = 1): the `baseline:` section as one level-1 phase.
+  std::vector<PhaseConfig> baseline_phases() const;
+};
+
+// Applies "a.b[2].c=value" overrides (value parsed as YAML) to a loaded document.
+void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file);
+
+// Loads and validates a run config. Throws ConfigError naming file, key path and line.
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+RunConfig parse_config(const YAML::Node& root, const std::string& file);
+
+// A stable fingerprint of everything that determines a run's results (not output paths or threads
+// display-only keys); a resumed run must have the same fingerprint as the one it continues.
+std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConfig>& phases);
+
+std::string lr_schedule_name(LrSchedule s);
+
+}  // namespace vcycle

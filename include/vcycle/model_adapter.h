@@ -1,0 +1,59 @@
+// The model adapter: how the V-cycle trains any torch::nn::Module.
+//
+// A model family tells vcycle four things; the scheduler, operators, checkpoints and report need
+// nothing else:
+//   1. build(shape)      — a freshly initialised module for a level shape (sizes per width space,
+//                          block count). Level 1 is `top_shape()`.
+//   2. param_map()       — which tensor axes belong to which width space and role, which tensors to
+//                          which block (see param_map.h). The map is level-independent.
+//   3. loss(module, b)   — the scalar training loss of a batch.
+//   4. flop_shape(shape) — the numbers the FLOP formula needs (flops.h).
+// and optionally batches (default: next-token batches from the run's token files).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include "vcycle/flops.h"
+#include "vcycle/level_shape.h"
+
+namespace vcycle {
+
+struct RunConfig;
+
+// One batch: model input and target, and how many tokens it holds (for throughput and FLOPs).
+struct Batch {
+  torch::Tensor input;   // e.g. (B, T) token ids
+  torch::Tensor target;  // e.g. (B, T) next-token ids
+  int64_t tokens = 0;    // tokens the model processes in this batch
+};
+
+// Where batches come from. Training batches are a pure function of the global step, so a resumed
+// run sees exactly the batches an uninterrupted run would.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual Batch train_batch(int64_t global_step) = 0;
+  virtual int64_t valid_batch_count() const = 0;
+  virtual Batch valid_batch(int64_t index) = 0;  // fixed across calls and runs
+};
+
+class ModelAdapter {
+ public:
+  virtual ~ModelAdapter() = default;
+  virtual std::string type() const = 0;
+  virtual LevelShape top_shape() const = 0;
+  virtual std::shared_ptr<torch::nn::Module> build(const LevelShape& shape) const = 0;
+  virtual torch::Tensor loss(torch::nn::Module& module, const Batch& batch) const = 0;
+  virtual FlopShape flop_shape(const LevelShape& shape) const = 0;
+  // Default: next-token windows of `context()` tokens from the run's token files.
+  virtual std::unique_ptr<BatchSource> batches(const RunConfig& cfg) const;
+  virtual int64_t context() const = 0;     // tokens per training sequence
+  virtual int64_t vocab_size() const = 0;  // token ids must be below this
+};
+
+}  // namespace vcycle

@@ -1,0 +1,40 @@
+// Built-in model families, chosen by the YAML key `model.type`.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "vcycle/config.h"
+#include "vcycle/model/gpt.h"
+#include "vcycle/model_adapter.h"
+
+namespace vcycle {
+
+// The adapter for `cfg.model` ("gpt"). ConfigError naming the key on a bad model section.
+std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg);
+
+// Validates the model section (and that the model's vocab covers the tokenizer's).
+void validate_model_config(const RunConfig& cfg);
+
+// Parses a `model: { type: gpt, ... }` map. `file` is used in error messages.
+GPTConfig gpt_config_from_yaml(const YAML::Node& model, const std::string& file);
+
+// Adapter for the built-in GPT decoder.
+class GPTAdapter final : public ModelAdapter {
+ public:
+  explicit GPTAdapter(GPTConfig cfg) : cfg_(cfg) {}
+  std::string type() const override { return "gpt"; }
+  LevelShape top_shape() const override;
+  std::shared_ptr<torch::nn::Module> build(const LevelShape& shape) const override;
+  torch::Tensor loss(torch::nn::Module& module, const Batch& batch) const override;
+  FlopShape flop_shape(const LevelShape& shape) const override;
+  int64_t context() const override { return cfg_.context; }
+  int64_t vocab_size() const override { return cfg_.vocab; }
+  const GPTConfig& config() const { return cfg_; }
+  GPTConfig config_for(const LevelShape& shape) const;
+
+ private:
+  GPTConfig cfg_;
+};
+
+}  // namespace vcycle

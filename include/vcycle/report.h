@@ -1,0 +1,42 @@
+// The savings report: how much training compute the V-cycle needed to reach the baseline's final
+// validation loss L*, against the baseline itself.
+//
+// Reads  <out>/baseline/metrics.jsonl and <out>/vcycle/metrics.jsonl (nothing else, so
+//        `vcycle report` can regenerate it at any time).
+// Writes <out>/report.json, <out>/report.md and, when gnuplot is installed, the plots
+//        <out>/loss_vs_flops.svg and <out>/loss_vs_wall.svg.
+// The cost to reach L* is read off each run's eval curve by linear interpolation between the first
+// eval point at or below L* and the one before it. A run that never reaches L* gets `null` and no
+// saving is claimed for it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vcycle {
+
+struct CurvePoint {
+  double flops = 0;  // cumulative training FLOPs (operators included)
+  double wall = 0;   // cumulative training seconds (evaluation excluded)
+  double loss = 0;   // validation loss
+};
+
+struct CrossingCost {
+  double flops = 0;
+  double wall = 0;
+};
+
+// The interpolated cost at which `curve` first reaches `target`, or nullopt if it never does.
+std::optional<CrossingCost> first_crossing(const std::vector<CurvePoint>& curve, double target);
+
+struct ReportSummary {
+  std::string markdown;                // the table printed to the terminal and written to report.md
+  std::optional<double> flop_savings;  // 1 − F_vcycle(L*) / F_baseline(L*); nullopt if L* not reached
+  std::optional<double> wall_savings;
+  double target_loss = 0;
+};
+
+ReportSummary write_report(const std::string& output_dir);
+
+}  // namespace vcycle

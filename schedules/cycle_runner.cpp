@@ -1,0 +1,502 @@
+// The cycle runner: walks the phases of a run through the levels, trains, applies the operators
+// at level changes, evaluates, logs and checkpoints. See include/vcycle/cycle.h.
+//
+// Read top to bottom: RunState (what a checkpoint holds) → CycleRunner::run (the phase loop) →
+// enter_phase (level transitions) → train_step → evaluate → checkpoint.
+#include "vcycle/cycle.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <unistd.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/nn/utils/clip_grad.h>
+
+#include "vcycle/checkpoint.h"
+#include "vcycle/errors.h"
+#include "vcycle/level_transition.h"
+#include "vcycle/lr_schedule.h"
+#include "vcycle/metrics.h"
+#include "vcycle/optim/registry.h"
+#include "vcycle/runtime.h"
+
+namespace vcycle {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kCheckpointName = "checkpoint.ckpt";
+constexpr const char* kMetricsName = "metrics.jsonl";
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Everything about the run's position and counters; saved as the checkpoint's meta JSON.
+struct RunState {
+  int phase = 0;              // index into phases
+  int64_t step = 0;           // optimizer steps done in this phase
+  bool entered = false;       // the level transition into `phase` is done and its optimizer exists
+  int model_level = 1;        // level of the model currently held
+  int64_t global_step = 0;    // optimizer steps over all phases (picks the training batch)
+  double tokens = 0;          // training tokens processed
+  double train_flops = 0;     // model FLOPs of training steps
+  double op_flops = 0;        // FLOPs of coalesce / de-coalesce / interpolate
+  double eval_flops = 0;      // FLOPs of evaluation (reported, not counted as training)
+  double train_wall = 0;      // seconds in training steps and operators
+  double eval_wall = 0;       // seconds in evaluation
+  double loss_sum = 0;        // training loss since the last progress row
+  int64_t loss_count = 0;
+  int64_t skipped_steps = 0;  // steps skipped for a non-finite loss (on_nonfinite: skip_step)
+  double last_val_loss = std::numeric_limits<double>::quiet_NaN();
+  int64_t last_eval_step = -1;  // phase step of the last evaluation
+  // Cumulative counters when the current phase started (for per-phase figures).
+  double phase_tokens0 = 0, phase_flops0 = 0, phase_wall0 = 0;
+  uint64_t metrics_offset = 0;
+  bool done = false;
+  std::string fingerprint;
+};
+
+void to_json(json& j, const RunState& s) {
+  j = json{{"phase", s.phase},           {"step", s.step},
+           {"entered", s.entered},       {"model_level", s.model_level},
+           {"global_step", s.global_step}, {"tokens", s.tokens},
+           {"train_flops", s.train_flops}, {"op_flops", s.op_flops},
+           {"eval_flops", s.eval_flops}, {"train_wall", s.train_wall},
+           {"eval_wall", s.eval_wall},   {"loss_sum", s.loss_sum},
+           {"loss_count", s.loss_count}, {"skipped_steps", s.skipped_steps},
+           {"last_val_loss", std::isnan(s.last_val_loss) ? json(nullptr) : json(s.last_val_loss)},
+           {"last_eval_step", s.last_eval_step},
+           {"phase_tokens0", s.phase_tokens0}, {"phase_flops0", s.phase_flops0},
+           {"phase_wall0", s.phase_wall0},   {"metrics_offset", s.metrics_offset},
+           {"done", s.done},             {"fingerprint", s.fingerprint}};
+}
+
+void from_json(const json& j, RunState& s) {
+  j.at("phase").get_to(s.phase);
+  j.at("step").get_to(s.step);
+  j.at("entered").get_to(s.entered);
+  j.at("model_level").get_to(s.model_level);
+  j.at("global_step").get_to(s.global_step);
+  j.at("tokens").get_to(s.tokens);
+  j.at("train_flops").get_to(s.train_flops);
+  j.at("op_flops").get_to(s.op_flops);
+  j.at("eval_flops").get_to(s.eval_flops);
+  j.at("train_wall").get_to(s.train_wall);
+  j.at("eval_wall").get_to(s.eval_wall);
+  j.at("loss_sum").get_to(s.loss_sum);
+  j.at("loss_count").get_to(s.loss_count);
+  j.at("skipped_steps").get_to(s.skipped_steps);
+  s.last_val_loss = j.at("last_val_loss").is_null() ? std::numeric_limits<double>::quiet_NaN()
+                                                    : j.at("last_val_loss").get<double>();
+  j.at("last_eval_step").get_to(s.last_eval_step);
+  j.at("phase_tokens0").get_to(s.phase_tokens0);
+  j.at("phase_flops0").get_to(s.phase_flops0);
+  j.at("phase_wall0").get_to(s.phase_wall0);
+  j.at("metrics_offset").get_to(s.metrics_offset);
+  j.at("done").get_to(s.done);
+  j.at("fingerprint").get_to(s.fingerprint);
+}
+
+int64_t param_count(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+std::string human_count(double x) {
+  const char* units[] = {"", "k", "M", "G", "T", "P", "E"};
+  int u = 0;
+  while (std::abs(x) >= 1000 && u < 6) {
+    x /= 1000;
+    ++u;
+  }
+  return fmt::format("{:.3g}{}", x, units[u]);
+}
+
+std::string human_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto t = static_cast<int64_t>(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t % 3600) / 60);
+  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+// ---------------------------------------------------------------------------- the runner
+class CycleRunner {
+ public:
+  CycleRunner(const RunConfig& cfg, const ModelAdapter& adapter, const std::vector<PhaseConfig>& phases, std::string dir,
+              const CycleOptions& options)
+      : cfg_(cfg), adapter_(adapter), phases_(phases), dir_(std::move(dir)), options_(options),
+        device_(cfg.device), levels_(level_plan(cfg, adapter, phases)) {}
+
+  CycleResult run() {
+    start();
+    for (; state_.phase < static_cast<int>(phases_.size()); ++state_.phase) {
+      if (!state_.entered) enter_phase();
+      const PhaseConfig& phase = phases_[state_.phase];
+      while (state_.step < phase.steps) {
+        train_step(phase);
+        const bool phase_end = state_.step == phase.steps;
+        if (state_.step % cfg_.eval.every == 0 || phase_end) evaluate();
+        if (!phase_end && cfg_.train.checkpoint_every > 0 && state_.step % cfg_.train.checkpoint_every == 0) checkpoint();
+      }
+      finish_phase();
+    }
+    state_.done = true;
+    checkpoint();
+    return CycleResult{dir_, state_.last_val_loss, resumed_};
+  }
+
+ private:
+  // -------------------------------------------------------------------------- start / resume
+  void start() {
+    fs::create_directories(dir_);
+    const std::string ckpt_path = (fs::path(dir_) / kCheckpointName).string();
+    const std::string fingerprint = config_fingerprint(cfg_, phases_);
+    if (fs::exists(ckpt_path) && !options_.resume) {
+      throw InputError(dir_ + " already holds a run; pass --resume to continue it, or delete the directory to start over");
+    }
+    batches_ = adapter_.batches(cfg_);
+    if (fs::exists(ckpt_path)) {
+      restore(ckpt_path, fingerprint);
+      return;
+    }
+    state_.fingerprint = fingerprint;
+    metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), 0);
+    torch::manual_seed(cfg_.seed);
+    module_ = adapter_.build(levels_.shape(1));
+    module_->to(device_);
+    state_.model_level = 1;
+    evaluate();  // the curve starts at the initial loss
+  }
+
+  void restore(const std::string& path, const std::string& fingerprint) {
+    Checkpoint ckpt = load_checkpoint(path);
+    try {
+      from_json(json::parse(ckpt.meta_json), state_);
+    } catch (const json::exception& e) {
+      throw InputError(path + ": checkpoint metadata is malformed (" + e.what() + ")");
+    }
+    if (state_.fingerprint != fingerprint) {
+      throw InputError(path + ": the config changed since this run started (fingerprint " + state_.fingerprint +
+                       ", now " + fingerprint + "); restore the original config or start a new output directory");
+    }
+    resumed_ = true;
+    metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), state_.metrics_offset);
+    module_ = adapter_.build(levels_.shape(state_.model_level));
+    load_module_tensors(*module_, prefixed(ckpt.tensors, "model/"), path);
+    module_->to(device_);
+    for (int l = 1; l < levels_.count(); ++l) {
+      TensorMap pre = prefixed(ckpt.tensors, "pre" + std::to_string(l) + "/");
+      if (!pre.empty()) theta_pre_[l] = std::move(pre);
+    }
+    if (auto it = ckpt.blobs.find("rng"); it != ckpt.blobs.end()) {
+      auto rng = torch::empty({static_cast<int64_t>(it->second.size())}, torch::kUInt8);
+      std::memcpy(rng.data_ptr(), it->second.data(), it->second.size());
+      at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(rng);
+    }
+    if (state_.entered && state_.phase < static_cast<int>(phases_.size())) {
+      make_optimizer(phases_[state_.phase]);
+      auto it = ckpt.blobs.find("optimizer");
+      if (it == ckpt.blobs.end()) throw InputError(path + ": checkpoint has no optimizer state");
+      optim::load_state(*optimizer_, it->second);
+    }
+    log(fmt::format("resumed {} at phase {}/{} step {} (global step {})", dir_, state_.phase + 1, phases_.size(),
+                    state_.step, state_.global_step));
+  }
+
+  static TensorMap prefixed(const TensorMap& all, const std::string& prefix) {
+    TensorMap out;
+    for (const auto& [name, t] : all) {
+      if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = t;
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------- phases
+  // Moves the model to this phase's level (coalesce going down; de-coalesce + interpolate going
+  // up), builds the phase's optimizer, evaluates and checkpoints.
+  void enter_phase() {
+    const PhaseConfig& phase = phases_[state_.phase];
+    if (phase.level != state_.model_level) {
+      const auto t0 = Clock::now();
+      TensorMap current = module_tensors(*module_);
+      TransitionResult moved;
+      if (phase.level > state_.model_level) {
+        theta_pre_[state_.model_level] = clone_tensors(current);
+        moved = levels_.down(current, state_.model_level);
+      } else {
+        moved = levels_.up(current, theta_pre_.at(phase.level), phase.level);
+        theta_pre_.erase(phase.level);
+      }
+      module_ = adapter_.build(levels_.shape(phase.level));
+      load_module_tensors(*module_, moved.tensors, "level " + std::to_string(phase.level) + " tensors");
+      module_->to(device_);
+      const int from = state_.model_level;
+      state_.model_level = phase.level;
+      state_.op_flops += moved.flops;
+      state_.train_wall += seconds_since(t0);
+      json row = {{"type", "transition"},      {"phase", state_.phase},
+                  {"from_level", from},        {"to_level", phase.level},
+                  {"op", moved.op},            {"op_flops", moved.flops},
+                  {"shape", levels_.shape(phase.level).to_string()},
+                  {"params", param_count(*module_)}};
+      add_counters(row);
+      metrics_->append(row.dump());
+      log(fmt::format("{} level {} -> {} ({}), {} params", moved.op, from, phase.level,
+                      levels_.shape(phase.level).to_string(), human_count(param_count(*module_))));
+    }
+    make_optimizer(phase);
+    state_.entered = true;
+    state_.phase_tokens0 = state_.tokens;
+    state_.phase_flops0 = state_.train_flops + state_.op_flops;
+    state_.phase_wall0 = state_.train_wall;
+    if (state_.phase > 0) evaluate();  // the loss right after the level change
+    checkpoint();
+  }
+
+  void make_optimizer(const PhaseConfig& phase) {
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (auto& item : module_->named_parameters()) named.emplace_back(item.key(), item.value());
+    const YAML::Node options = cfg_.optimizers.IsDefined() && cfg_.optimizers.IsMap() ? cfg_.optimizers[phase.optimizer]
+                                                                                      : YAML::Node();
+    optimizer_ = optim::make_optimizer(phase.optimizer, named, phase.lr, options, cfg_.file);
+    params_.clear();
+    for (auto& item : named) params_.push_back(item.second);
+  }
+
+  void finish_phase() {
+    const PhaseConfig& phase = phases_[state_.phase];
+    const double flops = state_.train_flops + state_.op_flops - state_.phase_flops0;
+    json row = {{"type", "phase_end"},
+                {"phase", state_.phase},
+                {"level", phase.level},
+                {"shape", levels_.shape(phase.level).to_string()},
+                {"params", param_count(*module_)},
+                {"steps", phase.steps},
+                {"optimizer", phase.optimizer},
+                {"phase_tokens", state_.tokens - state_.phase_tokens0},
+                {"phase_flops", flops},
+                {"phase_wall", state_.train_wall - state_.phase_wall0},
+                {"val_loss", state_.last_val_loss}};
+    add_counters(row);
+    metrics_->append(row.dump());
+    // Record the position a resume starts from: the next phase, not yet entered. The loop's
+    // ++phase follows, so undo the increment after the checkpoint.
+    state_.step = 0;
+    state_.entered = false;
+    state_.last_eval_step = -1;
+    ++state_.phase;
+    checkpoint();
+    --state_.phase;
+  }
+
+  // -------------------------------------------------------------------------- one step
+  void train_step(const PhaseConfig& phase) {
+    const auto t0 = Clock::now();
+    const double lr = lr_at(phase, state_.step);
+    optim::set_learning_rate(*optimizer_, lr);
+    Batch batch = batches_->train_batch(state_.global_step);
+    batch.input = batch.input.to(device_);
+    batch.target = batch.target.to(device_);
+
+    optimizer_->zero_grad();
+    torch::Tensor loss = adapter_.loss(*module_, batch);
+    loss.backward();
+    const double max_norm = cfg_.train.max_grad_norm > 0 ? cfg_.train.max_grad_norm : std::numeric_limits<double>::infinity();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+    const double loss_value = loss.item<double>();
+
+    const bool finite = std::isfinite(loss_value) && std::isfinite(grad_norm);
+    if (!finite && cfg_.train.on_nonfinite == "stop") {
+      throw RunError(fmt::format("non-finite {} at phase {} (level {}) step {}: loss {}, grad norm {} "
+                                 "(no checkpoint written; set train.on_nonfinite: skip_step to skip such steps)",
+                                 std::isfinite(loss_value) ? "gradient norm" : "loss", state_.phase + 1, phase.level,
+                                 state_.step + 1, loss_value, grad_norm));
+    }
+    if (finite) {
+      optimizer_->step();
+      state_.loss_sum += loss_value;
+      ++state_.loss_count;
+    } else {
+      ++state_.skipped_steps;
+      log(fmt::format("skipped step {} of phase {}: non-finite loss {} / grad norm {}", state_.step + 1, state_.phase + 1,
+                      loss_value, grad_norm));
+    }
+
+    const double step_flops = static_cast<double>(batch.tokens) * train_flops_per_token(levels_.flops(state_.model_level));
+    ++state_.step;
+    ++state_.global_step;
+    state_.tokens += static_cast<double>(batch.tokens);
+    state_.train_flops += step_flops;
+    const double dt = seconds_since(t0);
+    state_.train_wall += dt;
+    recent_tokens_ += static_cast<double>(batch.tokens);
+    recent_flops_ += step_flops;
+    recent_wall_ += dt;
+
+    if (state_.step % cfg_.train.log_every == 0 || state_.step == phase.steps) {
+      const double train_loss = state_.loss_count > 0 ? state_.loss_sum / static_cast<double>(state_.loss_count)
+                                                      : std::numeric_limits<double>::quiet_NaN();
+      const double tok_s = recent_wall_ > 0 ? recent_tokens_ / recent_wall_ : 0;
+      json row = {{"type", "train"},         {"phase", state_.phase},     {"level", phase.level},
+                  {"step", state_.step},     {"lr", lr},                  {"grad_norm", grad_norm},
+                  {"tokens_per_s", tok_s}};
+      row["train_loss"] = std::isfinite(train_loss) ? json(train_loss) : json(nullptr);
+      add_counters(row);
+      metrics_->append(row.dump());
+      progress(phase, train_loss, lr, tok_s);
+      state_.loss_sum = 0;
+      state_.loss_count = 0;
+      recent_tokens_ = recent_flops_ = recent_wall_ = 0;
+    }
+  }
+
+  // -------------------------------------------------------------------------- evaluation
+  void evaluate() {
+    const auto t0 = Clock::now();
+    torch::NoGradGuard no_grad;
+    module_->eval();
+    double sum = 0;
+    double tokens = 0;
+    const int64_t n = batches_->valid_batch_count();
+    for (int64_t i = 0; i < n; ++i) {
+      Batch b = batches_->valid_batch(i);
+      sum += adapter_.loss(*module_, Batch{b.input.to(device_), b.target.to(device_), b.tokens}).item<double>();
+      tokens += static_cast<double>(b.tokens);
+    }
+    module_->train();
+    state_.last_val_loss = sum / static_cast<double>(n);
+    state_.last_eval_step = state_.step;
+    state_.eval_flops += tokens * forward_flops_per_token(levels_.flops(state_.model_level));
+    state_.eval_wall += seconds_since(t0);
+    json row = {{"type", "eval"},
+                {"phase", state_.phase},
+                {"level", state_.model_level},
+                {"step", state_.step},
+                {"val_loss", state_.last_val_loss}};
+    add_counters(row);
+    metrics_->append(row.dump());
+  }
+
+  void add_counters(json& row) const {
+    row["global_step"] = state_.global_step;
+    row["tokens"] = state_.tokens;
+    row["train_flops"] = state_.train_flops + state_.op_flops;  // operators count as training cost
+    row["op_flops"] = state_.op_flops;
+    row["eval_flops"] = state_.eval_flops;
+    row["wall_s"] = state_.train_wall;
+    row["eval_wall_s"] = state_.eval_wall;
+  }
+
+  // -------------------------------------------------------------------------- checkpoint
+  void checkpoint() {
+    Checkpoint ckpt;
+    for (const auto& [name, t] : module_tensors(*module_)) {
+      if (!torch::isfinite(t).all().item<bool>()) {
+        throw RunError(fmt::format("tensor '{}' is non-finite at phase {} step {}: refusing to write a checkpoint", name,
+                                   state_.phase + 1, state_.step));
+      }
+      ckpt.tensors["model/" + name] = t;
+    }
+    for (const auto& [level, tensors] : theta_pre_) {
+      for (const auto& [name, t] : tensors) ckpt.tensors["pre" + std::to_string(level) + "/" + name] = t;
+    }
+    if (optimizer_ && state_.entered) ckpt.blobs["optimizer"] = optim::save_state(*optimizer_);
+    auto rng = at::detail::getDefaultCPUGenerator().get_state();
+    ckpt.blobs["rng"] = std::string(static_cast<const char*>(rng.data_ptr()), rng.numel());
+    metrics_->sync();
+    state_.metrics_offset = metrics_->offset();
+    ckpt.meta_json = json(state_).dump();
+    save_checkpoint((fs::path(dir_) / kCheckpointName).string(), ckpt);
+  }
+
+  static TensorMap clone_tensors(const TensorMap& in) {
+    TensorMap out;
+    for (const auto& [name, t] : in) out[name] = t.clone();
+    return out;
+  }
+
+  // -------------------------------------------------------------------------- output
+  void progress(const PhaseConfig& phase, double loss, double lr, double tok_s) {
+    if (options_.quiet) return;
+    // ETA: the FLOPs still to spend at this phase's rate (a fair guess across levels, since the
+    // smaller levels run at a similar FLOP rate on the same hardware).
+    const double flop_rate = recent_wall_ > 0 ? recent_flops_ / recent_wall_ : 0;
+    if (flop_rate > 0) last_flop_rate_ = flop_rate;
+    double remaining = 0;
+    for (size_t p = static_cast<size_t>(state_.phase); p < phases_.size(); ++p) {
+      const int64_t steps_left = phases_[p].steps - (static_cast<int>(p) == state_.phase ? state_.step : 0);
+      remaining += static_cast<double>(steps_left) * static_cast<double>(cfg_.data.batch_size * adapter_.context()) *
+                   train_flops_per_token(levels_.flops(phases_[p].level));
+    }
+    const double eta = last_flop_rate_ > 0 ? remaining / last_flop_rate_ : std::numeric_limits<double>::quiet_NaN();
+    const std::string line = fmt::format("[{}] phase {}/{} L{} step {:>5}/{} loss {:.4f} val {:.4f} lr {:.2e} {:>7} tok/s ETA {}",
+                                         options_.label, state_.phase + 1, phases_.size(), phase.level, state_.step,
+                                         phase.steps, loss, state_.last_val_loss, lr, human_count(tok_s), human_duration(eta));
+    std::cerr << line << "\n" << std::flush;
+  }
+
+  void log(const std::string& msg) const {
+    if (!options_.quiet) std::cerr << "[" << options_.label << "] " << msg << "\n";
+  }
+
+  // Level shapes and operators for this run (K = 1: a single shape, no operators).
+  static LevelPlan level_plan(const RunConfig& cfg, const ModelAdapter& adapter, const std::vector<PhaseConfig>& phases) {
+    int count = 1;
+    for (const auto& p : phases) count = std::max(count, p.level);
+    return LevelPlan(cfg, adapter, count);
+  }
+
+  const RunConfig& cfg_;
+  const ModelAdapter& adapter_;
+  std::vector<PhaseConfig> phases_;
+  std::string dir_;
+  CycleOptions options_;
+  torch::Device device_;
+  LevelPlan levels_;
+
+  RunState state_;
+  bool resumed_ = false;
+  std::unique_ptr<BatchSource> batches_;
+  std::shared_ptr<torch::nn::Module> module_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<torch::Tensor> params_;
+  std::map<int, TensorMap> theta_pre_;  // level -> parameters saved just before coalescing it
+  std::unique_ptr<MetricsWriter> metrics_;
+  double recent_tokens_ = 0, recent_flops_ = 0, recent_wall_ = 0, last_flop_rate_ = 0;
+};
+
+}  // namespace
+
+CycleResult run_cycle(const RunConfig& cfg, const ModelAdapter& adapter, const std::vector<PhaseConfig>& phases,
+                      const std::string& dir, const CycleOptions& options) {
+  if (phases.empty()) throw InputError(cfg.file + ": no phases to run");
+  return CycleRunner(cfg, adapter, phases, dir, options).run();
+}
+
+bool cycle_finished(const std::string& dir, const std::string& fingerprint) {
+  const std::string path = (fs::path(dir) / kCheckpointName).string();
+  if (!fs::exists(path)) return false;
+  try {
+    const json meta = json::parse(load_checkpoint(path).meta_json);
+    return meta.at("done").get<bool>() && meta.at("fingerprint").get<std::string>() == fingerprint;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace vcycle

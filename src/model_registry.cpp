@@ -1,0 +1,94 @@
+// Built-in model families and the GPT adapter; see include/vcycle/model_registry.h.
+#include "vcycle/model_registry.h"
+
+#include "vcycle/data.h"
+#include "vcycle/errors.h"
+#include "vcycle/tokenizer.h"
+#include "vcycle/yaml_util.h"
+
+namespace vcycle {
+
+LevelShape gpt_level_shape(const GPTConfig& cfg);
+GPTConfig gpt_config_for_shape(const GPTConfig& base, const LevelShape& shape);
+
+std::unique_ptr<BatchSource> ModelAdapter::batches(const RunConfig& cfg) const {
+  return std::make_unique<TokenBatchSource>(cfg.data.train, cfg.data.valid, vocab_size(), cfg.data.batch_size, context(),
+                                            cfg.seed, cfg.eval.batches);
+}
+
+// ---------------------------------------------------------------------------- GPT
+GPTConfig gpt_config_from_yaml(const YAML::Node& model, const std::string& file) {
+  YamlReader r(model, file, "model");
+  GPTConfig c;
+  r.get_or<std::string>("type", "gpt");
+  c.layers = r.get_positive<int64_t>("layers");
+  c.hidden = r.get_positive<int64_t>("hidden");
+  c.heads = r.get_positive<int64_t>("heads");
+  if (r.has("head_size")) {
+    c.head_size = r.get_positive<int64_t>("head_size");
+  } else {
+    if (c.hidden % c.heads != 0) {
+      r.fail("heads", "hidden (" + std::to_string(c.hidden) + ") is not divisible by heads (" + std::to_string(c.heads) +
+                          "); set head_size explicitly");
+    }
+    c.head_size = c.hidden / c.heads;
+  }
+  c.ffn = r.get_or<int64_t>("ffn", 4 * c.hidden);
+  if (c.ffn <= 0) r.fail("ffn", "must be > 0, got " + std::to_string(c.ffn));
+  c.context = r.get_positive<int64_t>("context");
+  c.vocab = r.get_or<int64_t>("vocab", 256);
+  if (c.vocab <= 0 || c.vocab > 65536) r.fail("vocab", "must be in [1, 65536] (tokens are stored as uint16), got " + std::to_string(c.vocab));
+  c.tied_embeddings = r.get_or<bool>("tied_embeddings", true);
+  r.finish();
+  return c;
+}
+
+LevelShape GPTAdapter::top_shape() const { return gpt_level_shape(cfg_); }
+
+GPTConfig GPTAdapter::config_for(const LevelShape& shape) const { return gpt_config_for_shape(cfg_, shape); }
+
+std::shared_ptr<torch::nn::Module> GPTAdapter::build(const LevelShape& shape) const {
+  return GPT(config_for(shape)).ptr();
+}
+
+torch::Tensor GPTAdapter::loss(torch::nn::Module& module, const Batch& batch) const {
+  auto* gpt = dynamic_cast<GPTImpl*>(&module);
+  TORCH_CHECK(gpt != nullptr, "GPTAdapter::loss: module is not a GPT");
+  return gpt->loss(batch.input, batch.target);
+}
+
+FlopShape GPTAdapter::flop_shape(const LevelShape& shape) const {
+  const GPTConfig c = config_for(shape);
+  const int64_t d_attn = c.heads * c.head_size;
+  // Per block: qkv (3·d_attn × d) + attention output (d × d_attn) + MLP in (f × d) and out (d × f);
+  // plus the LM head (V × d), a matmul whether or not it shares the embedding's storage.
+  FlopShape f;
+  f.matmul_params = c.layers * (3 * d_attn * c.hidden + d_attn * c.hidden + 2 * c.hidden * c.ffn) + c.vocab * c.hidden;
+  f.layers = c.layers;
+  f.context = c.context;
+  f.attn_width = d_attn;
+  return f;
+}
+
+// ---------------------------------------------------------------------------- registry
+std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) {
+  if (cfg.model_type == "gpt") return std::make_shared<GPTAdapter>(gpt_config_from_yaml(cfg.model, cfg.file));
+  throw ConfigError(yaml_where(cfg.file, cfg.model["type"]), "model.type", "unknown model type '" + cfg.model_type + "' (valid: gpt)");
+}
+
+void validate_model_config(const RunConfig& cfg) {
+  auto adapter = make_builtin_model(cfg);
+  std::unique_ptr<Tokenizer> tok;
+  try {
+    tok = make_tokenizer(cfg.data.tokenizer);
+  } catch (const InputError& e) {
+    throw ConfigError(yaml_where(cfg.file, cfg.model), "data.tokenizer", e.what());
+  }
+  if (adapter->vocab_size() < tok->vocab_size()) {
+    throw ConfigError(yaml_where(cfg.file, cfg.model), "model.vocab",
+                      std::to_string(adapter->vocab_size()) + " is smaller than the " + tok->name() +
+                          " tokenizer's vocab " + std::to_string(tok->vocab_size()));
+  }
+}
+
+}  // namespace vcycle

@@ -1,0 +1,31 @@
+// Helpers shared by tests: temporary directories, tiny prepared corpora, config text.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace vcycle::test {
+
+// A fresh empty directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::string str(const std::string& child = "") const { return child.empty() ? path_.string() : (path_ / child).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes `text` to `path` (creating parent directories).
+void write_text(const std::string& path, const std::string& text);
+
+// Prepares a small real-English corpus (the README's first chapters, from the repo's tests/fixtures)
+// into `dir` (train.bin / valid.bin) with the byte tokenizer.
+void prepare_fixture_corpus(const std::string& dir);
+
+// Path of the repository's file `rel` (tests read fixtures from the source tree).
+std::string source_path(const std::string& rel);
+
+}  // namespace vcycle::test

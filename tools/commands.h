@@ -1,0 +1,14 @@
+// The vcycle command line: each command family registers its subcommand on the CLI11 app.
+// A command's callback throws vcycle::InputError (exit 2) or RunError (exit 3) on failure.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace vcycle::cli {
+
+void add_prepare_command(CLI::App& app);
+void add_train_commands(CLI::App& app);  // train, run, report
+void add_bench_command(CLI::App& app);
+void add_operator_commands(CLI::App& app);  // coalesce, decoalesce, interpolate
+
+}  // namespace vcycle::cli
