@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace vcycle::test {
 
@@ -27,5 +28,22 @@ void prepare_fixture_corpus(const std::string& dir);
 
 // Path of the repository's file `rel` (tests read fixtures from the source tree).
 std::string source_path(const std::string& rel);
+
+}  // namespace vcycle::test
+
+namespace vcycle::test {
+
+struct CliResult {
+  int exit_code = -1;   // process exit code, or -1 if killed
+  bool killed = false;  // we sent SIGKILL
+  std::string output;   // stdout + stderr
+};
+
+// Runs the vcycle program with `args`. If `kill_after_rows` > 0, SIGKILLs it as soon as the file
+// `watch` has at least that many lines (or when it exits on its own first).
+CliResult run_cli(const std::vector<std::string>& args, const std::string& watch = "", int kill_after_rows = 0);
+
+// Number of lines in a file (0 if missing).
+int count_lines(const std::string& path);
 
 }  // namespace vcycle::test

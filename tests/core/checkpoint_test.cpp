@@ -1,5 +1,4 @@
 // Checkpoint format: round trip, and every kind of damage is detected and named.
-#include <catch2/catch.hpp>
 
 #include <filesystem>
 
@@ -7,6 +6,9 @@
 #include "vcycle/checkpoint.h"
 #include "vcycle/errors.h"
 #include "vcycle/file_util.h"
+
+// Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
+#include <catch2/catch.hpp>
 
 using namespace vcycle;
 

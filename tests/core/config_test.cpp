@@ -1,9 +1,11 @@
 // Config loading: a valid config parses; each malformed one fails with a message naming the key.
-#include <catch2/catch.hpp>
 
 #include "test_util.h"
 #include "vcycle/config.h"
 #include "vcycle/errors.h"
+
+// Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
+#include <catch2/catch.hpp>
 
 using namespace vcycle;
 

@@ -1,5 +1,4 @@
 // Corpus preparation and token batches.
-#include <catch2/catch.hpp>
 
 #include <fstream>
 
@@ -7,6 +6,9 @@
 #include "vcycle/data.h"
 #include "vcycle/errors.h"
 #include "vcycle/file_util.h"
+
+// Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
+#include <catch2/catch.hpp>
 
 using namespace vcycle;
 

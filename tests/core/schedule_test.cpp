@@ -1,5 +1,4 @@
 // LR schedule and the report's crossing-point arithmetic, against hand-computed values.
-#include <catch2/catch.hpp>
 
 #include <cmath>
 
@@ -8,6 +7,9 @@
 #include "vcycle/lr_schedule.h"
 #include "vcycle/model_registry.h"
 #include "vcycle/report.h"
+
+// Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
+#include <catch2/catch.hpp>
 
 using namespace vcycle;
 

@@ -1,9 +1,11 @@
 // GPT decoder: shapes, causality, gradients, and that it learns a fixed batch.
-#include <catch2/catch.hpp>
 
 #include <torch/torch.h>
 
 #include "vcycle/model/gpt.h"
+
+// Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
+#include <catch2/catch.hpp>
 
 using vcycle::GPT;
 using vcycle::GPTConfig;
