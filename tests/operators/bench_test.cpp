@@ -4,8 +4,6 @@
 #include <chrono>
 #include <cstdio>
 
-#include <ATen/Parallel.h>
-
 #include "op_test_util.h"
 
 using namespace vcycle;

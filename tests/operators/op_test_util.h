@@ -3,7 +3,9 @@
 
 #include <string>
 
-#include <catch2/catch.hpp>
+// Torch first, Catch last: Debian's LibTorch pulls in glog, whose CHECK macro (abort on failure)
+// would otherwise replace Catch's CHECK. Include nothing from torch after this header.
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "vcycle/errors.h"
@@ -11,6 +13,8 @@
 #include "vcycle/model/gpt.h"
 #include "vcycle/operators.h"
 #include "vcycle/tensor_map.h"
+
+#include <catch2/catch.hpp>
 
 namespace optest {
 

@@ -3,9 +3,9 @@
 #include <cstdio>
 #include <fstream>
 
-#include <yaml-cpp/yaml.h>
-
 #include "op_test_util.h"
+
+#include <yaml-cpp/yaml.h>
 
 using namespace vcycle;
 using optest::input_error;
