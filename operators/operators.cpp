@@ -56,6 +56,17 @@ int64_t group_member(int64_t j, int64_t g, int64_t n_small, int64_t k, Pairing p
   return pairing == Pairing::halves ? j + g * n_small : j * k + g;
 }
 
+// Sums of k equal addends and divisions by k are exact in binary floating point only when k is a
+// power of two. For other k, coalescing accumulates in float64 and rounds once at the end, so that
+// coalesce(decoalesce(θ)) is within 1 ulp of θ (a float32 chain of adds and divides can be 2 ulp off).
+bool exact_factor(int64_t k) { return (k & (k - 1)) == 0; }
+
+torch::Tensor widen(const torch::Tensor& x, int64_t k) {
+  const auto dt = x.scalar_type();
+  const bool narrow = dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16;
+  return !exact_factor(k) && narrow ? x.to(torch::kDouble) : x;
+}
+
 double int_pow(int64_t k, int64_t e) {
   double r = 1.0;
   for (int64_t i = 0; i < e; ++i) r *= static_cast<double>(k);
@@ -123,11 +134,11 @@ Width width_coalesce(const torch::Tensor& t, const ParamSpec& spec, const ParamM
     if (effective_role(ax, kind) == AxisRole::out) ++out_axes;
   }
   if (group_dims.empty()) return {t, false};
-  auto x = t.reshape(view);
+  auto x = widen(t, k).reshape(view);
   for (int64_t d : group_dims) x = tree_sum_dim(x, d);  // each becomes size 1; later dims keep their index
   x = x.reshape(out_sizes);
   if (out_axes > 0) x.div_(int_pow(k, out_axes));  // mean on out axes; in axes keep the sum
-  return {x, true};
+  return {x.to(t.scalar_type()), true};
 }
 
 Width width_decoalesce(const torch::Tensor& t, const ParamSpec& spec, const ParamMap& map, const CoalesceFactors& f,
@@ -185,11 +196,12 @@ TensorMap coalesce_impl(const TensorMap& params, const ParamMap& map, const Leve
     for (int64_t j = 0; j < small.layers; ++j) {
       std::vector<torch::Tensor> members;
       for (int64_t m = 0; m < f.depth; ++m) {
-        members.push_back(w[static_cast<size_t>(group_member(j, m, small.layers, f.depth, f.depth_pairing))].t);
+        members.push_back(
+            widen(w[static_cast<size_t>(group_member(j, m, small.layers, f.depth, f.depth_pairing))].t, f.depth));
       }
       auto mean = tree_sum(std::move(members));
       mean.div_(static_cast<double>(f.depth));
-      out.emplace(spec.name_for(j), std::move(mean));
+      out.emplace(spec.name_for(j), mean.to(w.front().t.scalar_type()));
     }
   }
   return out;
