@@ -36,7 +36,10 @@ TEST_CASE("bench: coalesce + decoalesce of GPT-2 small on CPU, 2 threads", "[.be
       const auto t2 = std::chrono::steady_clock::now();
       co.push_back(std::chrono::duration<double>(t1 - t0).count());
       de.push_back(std::chrono::duration<double>(t2 - t1).count());
-      REQUIRE(big.size() == theta.size());
+      if (rep == 0) {  // untimed: the outputs have the right names and shapes
+        param_map_validate(map, small, coalesce_shape(map, shape, f));
+        param_map_validate(map, big, shape);
+      }
     }
     std::sort(co.begin(), co.end());
     std::sort(de.begin(), de.end());
