@@ -231,6 +231,10 @@ class CycleRunner {
   // up), builds the phase's optimizer, evaluates and checkpoints.
   void enter_phase() {
     const PhaseConfig& phase = phases_[state_.phase];
+    // The level transition is charged to the phase it leads into.
+    state_.phase_tokens0 = state_.tokens;
+    state_.phase_flops0 = state_.train_flops + state_.op_flops;
+    state_.phase_wall0 = state_.train_wall;
     if (phase.level != state_.model_level) {
       const auto t0 = Clock::now();
       TensorMap current = module_tensors(*module_);
@@ -261,9 +265,6 @@ class CycleRunner {
     }
     make_optimizer(phase);
     state_.entered = true;
-    state_.phase_tokens0 = state_.tokens;
-    state_.phase_flops0 = state_.train_flops + state_.op_flops;
-    state_.phase_wall0 = state_.train_wall;
     if (state_.phase > 0) evaluate();  // the loss right after the level change
     checkpoint();
   }

@@ -2,14 +2,14 @@
 #include "vcycle/model_registry.h"
 
 #include "vcycle/data.h"
+#include "vcycle/gpt_param_map.h"
+#include "vcycle/level_transition.h"
 #include "vcycle/errors.h"
 #include "vcycle/tokenizer.h"
 #include "vcycle/yaml_util.h"
 
 namespace vcycle {
 
-LevelShape gpt_level_shape(const GPTConfig& cfg);
-GPTConfig gpt_config_for_shape(const GPTConfig& base, const LevelShape& shape);
 
 std::unique_ptr<BatchSource> ModelAdapter::batches(const RunConfig& cfg) const {
   return std::make_unique<TokenBatchSource>(cfg.data.train, cfg.data.valid, vocab_size(), cfg.data.batch_size, context(),
@@ -44,6 +44,8 @@ GPTConfig gpt_config_from_yaml(const YAML::Node& model, const std::string& file)
 }
 
 LevelShape GPTAdapter::top_shape() const { return gpt_level_shape(cfg_); }
+
+ParamMap GPTAdapter::param_map() const { return gpt_param_map(cfg_); }
 
 GPTConfig GPTAdapter::config_for(const LevelShape& shape) const { return gpt_config_for_shape(cfg_, shape); }
 
@@ -88,6 +90,15 @@ void validate_model_config(const RunConfig& cfg) {
     throw ConfigError(yaml_where(cfg.file, cfg.model), "model.vocab",
                       std::to_string(adapter->vocab_size()) + " is smaller than the " + tok->name() +
                           " tokenizer's vocab " + std::to_string(tok->vocab_size()));
+  }
+  // Every level's shape must divide evenly: fail now, before anything trains.
+  try {
+    LevelPlan(cfg, *adapter, cfg.levels.count);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const InputError& e) {
+    throw ConfigError(yaml_where(cfg.file, cfg.model), "levels", std::string("cannot build ") +
+                      std::to_string(cfg.levels.count) + " levels: " + e.what());
   }
 }
 

@@ -84,6 +84,10 @@ void add_train_commands(CLI::App& app) {
     if (cfg.phases.empty()) throw ConfigError(cfg.file, "phases", "missing: `vcycle run` needs the V-cycle phases");
     run_cycle(cfg, *adapter, cfg.phases, (fs::path(cfg.output) / "vcycle").string(),
               CycleOptions{run_args->resume, "vcycle", run_args->quiet});
+    if (!fs::exists(fs::path(cfg.output) / "baseline" / "metrics.jsonl")) {
+      std::cerr << "no baseline in " << cfg.output << ": report skipped (run without --no-baseline to get one)\n";
+      return;
+    }
     std::cout << write_report(cfg.output).markdown;
   });
 

@@ -20,6 +20,7 @@
 
 #include "vcycle/flops.h"
 #include "vcycle/level_shape.h"
+#include "vcycle/param_map.h"
 
 namespace vcycle {
 
@@ -47,6 +48,7 @@ class ModelAdapter {
   virtual ~ModelAdapter() = default;
   virtual std::string type() const = 0;
   virtual LevelShape top_shape() const = 0;
+  virtual ParamMap param_map() const = 0;
   virtual std::shared_ptr<torch::nn::Module> build(const LevelShape& shape) const = 0;
   virtual torch::Tensor loss(torch::nn::Module& module, const Batch& batch) const = 0;
   virtual FlopShape flop_shape(const LevelShape& shape) const = 0;

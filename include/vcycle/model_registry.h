@@ -25,6 +25,7 @@ class GPTAdapter final : public ModelAdapter {
   explicit GPTAdapter(GPTConfig cfg) : cfg_(cfg) {}
   std::string type() const override { return "gpt"; }
   LevelShape top_shape() const override;
+  ParamMap param_map() const override;
   std::shared_ptr<torch::nn::Module> build(const LevelShape& shape) const override;
   torch::Tensor loss(torch::nn::Module& module, const Batch& batch) const override;
   FlopShape flop_shape(const LevelShape& shape) const override;

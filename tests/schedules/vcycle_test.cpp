@@ -1,0 +1,176 @@
+// The V-cycle end to end on a tiny GPT: phases in V order, level shapes, FLOPs that add up, a
+// consistent report, and exact resume after SIGKILL at many points of a 3-level cycle.
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+#include "vcycle/checkpoint.h"
+#include "vcycle/config.h"
+#include "vcycle/cycle.h"
+#include "vcycle/flops.h"
+#include "vcycle/metrics.h"
+#include "vcycle/model_registry.h"
+#include "vcycle/report.h"
+
+// Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
+#include <catch2/catch.hpp>
+
+using namespace vcycle;
+using json = nlohmann::json;
+
+namespace {
+
+std::string cycle_config(const std::string& data, const std::string& out, int levels) {
+  std::string phases;
+  const int steps[] = {6, 8, 10};
+  for (int l = 1; l <= levels; ++l) {
+    phases += "  - { level: " + std::to_string(l) + ", steps: " + std::to_string(steps[l - 1]) + ", lr: 3e-3, warmup: 2 }\n";
+  }
+  for (int l = levels - 1; l >= 1; --l) phases += "  - { level: " + std::to_string(l) + ", steps: 9, lr: 2e-3 }\n";
+  return "name: tiny\nseed: 5\nthreads: 1\n"
+         "model: { type: gpt, layers: 4, hidden: 32, heads: 4, head_size: 8, ffn: 64, context: 16 }\n"
+         "data: { train: " + data + "/train.bin, valid: " + data + "/valid.bin, batch_size: 4 }\n"
+         "levels: { count: " + std::to_string(levels) + ", width_factor: 2, depth_factor: 2, interpolation: { alpha: 0.5 } }\n"
+         "phases:\n" + phases +
+         "baseline: { steps: 30, optimizer: adamw, lr: 3e-3, warmup: 2 }\n"
+         "eval: { every: 4, batches: 2 }\n"
+         "train: { log_every: 2, checkpoint_every: 3 }\n"
+         "output: " + out + "\n";
+}
+
+std::vector<json> rows_of(const std::string& path) {
+  std::vector<json> rows;
+  for (const auto& line : read_jsonl_lines(path)) rows.push_back(json::parse(line));
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("2- and 3-level V-cycles run end to end and write a consistent report", "[vcycle]") {
+  test::TempDir dir("vcycle");
+  test::prepare_fixture_corpus(dir.str("data"));
+  for (int levels : {2, 3}) {
+    INFO("levels " << levels);
+    const std::string out = dir.str("out" + std::to_string(levels));
+    test::write_text(dir.str("c.yaml"), cycle_config(dir.str("data"), out, levels));
+    const RunConfig cfg = load_config(dir.str("c.yaml"));
+    auto adapter = make_builtin_model(cfg);
+    run_cycle(cfg, *adapter, cfg.baseline_phases(), out + "/baseline", CycleOptions{false, "baseline", true});
+    run_cycle(cfg, *adapter, cfg.phases, out + "/vcycle", CycleOptions{false, "vcycle", true});
+    const ReportSummary summary = write_report(out);
+    const json report = json::parse(std::ifstream(out + "/report.json"));
+
+    // Phases in V order with the right shapes: width and depth halve per level.
+    const json& phases = report["vcycle"]["phases"];
+    REQUIRE(phases.size() == static_cast<size_t>(2 * levels - 1));
+    std::vector<int> order;
+    for (const auto& p : phases) order.push_back(p["level"].get<int>());
+    std::vector<int> want;
+    for (int l = 1; l <= levels; ++l) want.push_back(l);
+    for (int l = levels - 1; l >= 1; --l) want.push_back(l);
+    CHECK(order == want);
+    CHECK(phases[1]["shape"] == "layers=2 ffn=32 heads=16 hidden=16");
+    if (levels == 3) CHECK(phases[2]["shape"] == "layers=1 ffn=16 heads=8 hidden=8");
+
+    // FLOPs add up: the phases' FLOPs sum to the total, and each phase's training FLOPs are
+    // tokens × F_train(shape) (operators add one FLOP per element written on top).
+    double sum = 0;
+    for (const auto& p : phases) sum += p["flops"].get<double>();
+    const double total = report["vcycle"]["total_train_flops"].get<double>();
+    CHECK(sum == Approx(total).epsilon(1e-12));
+    const double ops = report["vcycle"]["operator_flops"].get<double>();
+    CHECK(ops > 0);
+    const auto rows = rows_of(out + "/vcycle/metrics.jsonl");
+    double model_flops = 0;
+    for (const auto& p : phases) {
+      const GPTAdapter& gpt = dynamic_cast<const GPTAdapter&>(*adapter);
+      LevelShape shape = gpt.top_shape();
+      for (int l = 1; l < p["level"].get<int>(); ++l) {
+        shape.layers /= 2;
+        for (auto& [space, size] : shape.sizes) size /= 2;
+      }
+      model_flops += p["tokens"].get<double>() * train_flops_per_token(gpt.flop_shape(shape));
+    }
+    CHECK(model_flops + ops == Approx(total).epsilon(1e-12));
+    CHECK(report["baseline"]["operator_flops"].get<double>() == 0);
+
+    // Transitions: one coalesce per level going down, one de-coalesce going up.
+    int down = 0, up = 0;
+    for (const auto& r : rows) {
+      if (r["type"] == "transition") (r["op"] == "coalesce" ? down : up)++;
+    }
+    CHECK(down == levels - 1);
+    CHECK(up == levels - 1);
+
+    // Report consistency: savings claimed exactly when the target was reached.
+    CHECK(report["target_loss"].get<double>() == report["baseline"]["final_val_loss"].get<double>());
+    CHECK(report["reached_target"].get<bool>() == !report["vcycle"]["flops_to_target"].is_null());
+    CHECK(summary.flop_savings.has_value() == report["reached_target"].get<bool>());
+    CHECK(std::filesystem::exists(out + "/report.md"));
+  }
+}
+
+TEST_CASE("a report for a V-cycle that never reaches L* says so and claims no saving", "[vcycle][report]") {
+  test::TempDir dir("never");
+  test::prepare_fixture_corpus(dir.str("data"));
+  const std::string out = dir.str("out");
+  test::write_text(dir.str("c.yaml"), cycle_config(dir.str("data"), out, 2));
+  // A long baseline and a V-cycle with a tiny learning rate: the V-cycle cannot get there.
+  const RunConfig cfg = load_config(dir.str("c.yaml"), {"baseline.steps=80", "phases[0].lr=1e-6", "phases[1].lr=1e-6",
+                                                        "phases[2].lr=1e-6"});
+  auto adapter = make_builtin_model(cfg);
+  run_cycle(cfg, *adapter, cfg.baseline_phases(), out + "/baseline", CycleOptions{false, "baseline", true});
+  run_cycle(cfg, *adapter, cfg.phases, out + "/vcycle", CycleOptions{false, "vcycle", true});
+  const ReportSummary s = write_report(out);
+  CHECK_FALSE(s.flop_savings.has_value());
+  CHECK_FALSE(s.wall_savings.has_value());
+  CHECK_THAT(s.markdown, Catch::Contains("never reached L*") && Catch::Contains("no saving is claimed"));
+  const json report = json::parse(std::ifstream(out + "/report.json"));
+  CHECK(report["flop_savings"].is_null());
+  CHECK(report["vcycle"]["flops_to_target"].is_null());
+}
+
+TEST_CASE("a 3-level V-cycle killed at >= 10 points and resumed equals the uninterrupted run", "[vcycle][resume]") {
+  test::TempDir dir("vkill");
+  test::prepare_fixture_corpus(dir.str("data"));
+  test::write_text(dir.str("a.yaml"), cycle_config(dir.str("data"), dir.str("a"), 3));
+  test::write_text(dir.str("b.yaml"), cycle_config(dir.str("data"), dir.str("b"), 3));
+  const auto full = test::run_cli({"run", dir.str("a.yaml"), "--quiet", "--no-baseline"});
+  INFO(full.output);
+  REQUIRE(full.exit_code == 0);
+  const std::string metrics_a = dir.str("a/vcycle/metrics.jsonl");
+  const int total_rows = test::count_lines(metrics_a);
+  REQUIRE(total_rows > 30);
+
+  // Kill at 12 points spread over all five phases (by metrics rows written), resuming each time.
+  const std::string metrics_b = dir.str("b/vcycle/metrics.jsonl");
+  int kills = 0;
+  for (int i = 1; i <= 12; ++i) {
+    const int rows = std::max(test::count_lines(metrics_b) + 1, total_rows * i / 13);
+    const auto r = test::run_cli({"run", dir.str("b.yaml"), "--quiet", "--no-baseline", "--resume"}, metrics_b, rows);
+    INFO(r.output);
+    if (r.killed) ++kills;
+    else REQUIRE(r.exit_code == 0);
+  }
+  CHECK(kills >= 10);
+  const auto last = test::run_cli({"run", dir.str("b.yaml"), "--quiet", "--no-baseline", "--resume"});
+  INFO(last.output);
+  REQUIRE(last.exit_code == 0);
+
+  const Checkpoint a = load_checkpoint(dir.str("a/vcycle/checkpoint.ckpt"));
+  const Checkpoint b = load_checkpoint(dir.str("b/vcycle/checkpoint.ckpt"));
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (const auto& [name, t] : a.tensors) {
+    INFO(name);
+    CHECK(torch::equal(t, b.tensors.at(name)));
+  }
+  auto timeless = [](std::vector<json> rows) {
+    for (auto& r : rows) {
+      for (const char* k : {"wall_s", "eval_wall_s", "tokens_per_s", "phase_wall"}) r.erase(k);
+    }
+    return rows;
+  };
+  CHECK(timeless(rows_of(metrics_a)) == timeless(rows_of(metrics_b)));
+}
