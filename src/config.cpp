@@ -269,11 +269,16 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
     }
     if (fs::file_size(path, ec) == 0) throw ConfigError(yaml_where(file, root["data"]), key, "data file '" + path + "' is empty");
   }
-  validate_model_config(cfg);
   return cfg;
 }
 
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  RunConfig cfg = load_config_unchecked(path, overrides);
+  validate_model_config(cfg, *make_builtin_model(cfg));
+  return cfg;
+}
+
+RunConfig load_config_unchecked(const std::string& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw InputError(path + ": config file not found");
   YAML::Node root;

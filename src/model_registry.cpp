@@ -78,22 +78,21 @@ std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) {
   throw ConfigError(yaml_where(cfg.file, cfg.model["type"]), "model.type", "unknown model type '" + cfg.model_type + "' (valid: gpt)");
 }
 
-void validate_model_config(const RunConfig& cfg) {
-  auto adapter = make_builtin_model(cfg);
+void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
   std::unique_ptr<Tokenizer> tok;
   try {
     tok = make_tokenizer(cfg.data.tokenizer);
   } catch (const InputError& e) {
     throw ConfigError(yaml_where(cfg.file, cfg.model), "data.tokenizer", e.what());
   }
-  if (adapter->vocab_size() < tok->vocab_size()) {
+  if (adapter.vocab_size() < tok->vocab_size()) {
     throw ConfigError(yaml_where(cfg.file, cfg.model), "model.vocab",
-                      std::to_string(adapter->vocab_size()) + " is smaller than the " + tok->name() +
+                      std::to_string(adapter.vocab_size()) + " is smaller than the " + tok->name() +
                           " tokenizer's vocab " + std::to_string(tok->vocab_size()));
   }
   // Every level's shape must divide evenly: fail now, before anything trains.
   try {
-    LevelPlan(cfg, *adapter, cfg.levels.count);
+    LevelPlan(cfg, adapter, cfg.levels.count);
   } catch (const ConfigError&) {
     throw;
   } catch (const InputError& e) {

@@ -9,6 +9,7 @@
 #include "vcycle/config.h"
 #include "vcycle/cycle.h"
 #include "vcycle/errors.h"
+#include "vcycle/experiment.h"
 #include "vcycle/metrics.h"
 #include "vcycle/model_registry.h"
 #include "vcycle/report.h"
@@ -72,23 +73,8 @@ void add_train_commands(CLI::App& app) {
     const RunConfig cfg = load_config(run_args->config, run_args->overrides);
     runtime_init(cfg.threads);
     auto adapter = make_builtin_model(cfg);
-    if (cfg.baseline && !run_args->no_baseline) {
-      const std::string dir = (fs::path(cfg.output) / "baseline").string();
-      if (cycle_finished(dir, config_fingerprint(cfg, cfg.baseline_phases()))) {
-        std::cerr << "[baseline] finished run with the same config found in " << dir << ", reusing it\n";
-      } else {
-        // A baseline is deterministic, so an unfinished one is always continued.
-        run_cycle(cfg, *adapter, cfg.baseline_phases(), dir, CycleOptions{true, "baseline", run_args->quiet});
-      }
-    }
-    if (cfg.phases.empty()) throw ConfigError(cfg.file, "phases", "missing: `vcycle run` needs the V-cycle phases");
-    run_cycle(cfg, *adapter, cfg.phases, (fs::path(cfg.output) / "vcycle").string(),
-              CycleOptions{run_args->resume, "vcycle", run_args->quiet});
-    if (!fs::exists(fs::path(cfg.output) / "baseline" / "metrics.jsonl")) {
-      std::cerr << "no baseline in " << cfg.output << ": report skipped (run without --no-baseline to get one)\n";
-      return;
-    }
-    std::cout << write_report(cfg.output).markdown;
+    const auto report = run_experiment(cfg, *adapter, ExperimentOptions{run_args->resume, run_args->no_baseline, run_args->quiet});
+    if (report) std::cout << report->markdown;
   });
 
   auto report_dir = std::make_shared<std::string>();

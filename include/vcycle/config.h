@@ -79,8 +79,12 @@ struct RunConfig {
 // Applies "a.b[2].c=value" overrides (value parsed as YAML) to a loaded document.
 void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file);
 
-// Loads and validates a run config. Throws ConfigError naming file, key path and line.
+// Loads and validates a run config for a built-in model (model.type: gpt, ...). Throws ConfigError
+// naming file, key path and line.
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same for a user's model: everything but the `model:` section is validated; the caller builds
+// its adapter from `cfg.model` and checks the pair with validate_model_config (model_registry.h).
+RunConfig load_config_unchecked(const std::string& path, const std::vector<std::string>& overrides = {});
 RunConfig parse_config(const YAML::Node& root, const std::string& file);
 
 // A stable fingerprint of everything that determines a run's results (not output paths or threads

@@ -13,8 +13,9 @@ namespace vcycle {
 // The adapter for `cfg.model` ("gpt"). ConfigError naming the key on a bad model section.
 std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg);
 
-// Validates the model section (and that the model's vocab covers the tokenizer's).
-void validate_model_config(const RunConfig& cfg);
+// Checks a model against its run config: the model's vocab covers the tokenizer's, and every level
+// of the configured V-cycle divides evenly. ConfigError naming the key.
+void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter);
 
 // Parses a `model: { type: gpt, ... }` map. `file` is used in error messages.
 GPTConfig gpt_config_from_yaml(const YAML::Node& model, const std::string& file);

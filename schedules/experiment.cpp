@@ -1,0 +1,35 @@
+// Baseline + V-cycle + report; see include/vcycle/experiment.h.
+#include "vcycle/experiment.h"
+
+#include <filesystem>
+#include <iostream>
+
+#include "vcycle/cycle.h"
+#include "vcycle/errors.h"
+
+namespace vcycle {
+
+namespace fs = std::filesystem;
+
+std::optional<ReportSummary> run_experiment(const RunConfig& cfg, const ModelAdapter& adapter,
+                                            const ExperimentOptions& options) {
+  if (cfg.phases.empty()) throw ConfigError(cfg.file, "phases", "missing: an experiment needs the V-cycle phases");
+  if (cfg.baseline && !options.no_baseline) {
+    const std::string dir = (fs::path(cfg.output) / "baseline").string();
+    if (cycle_finished(dir, config_fingerprint(cfg, cfg.baseline_phases()))) {
+      if (!options.quiet) std::cerr << "[baseline] finished run with the same config found in " << dir << ", reusing it\n";
+    } else {
+      // The baseline is deterministic, so an unfinished one is always continued.
+      run_cycle(cfg, adapter, cfg.baseline_phases(), dir, CycleOptions{true, "baseline", options.quiet});
+    }
+  }
+  run_cycle(cfg, adapter, cfg.phases, (fs::path(cfg.output) / "vcycle").string(),
+            CycleOptions{options.resume, "vcycle", options.quiet});
+  if (!fs::exists(fs::path(cfg.output) / "baseline" / "metrics.jsonl")) {
+    std::cerr << "no baseline in " << cfg.output << ": report skipped (run without --no-baseline to get one)\n";
+    return std::nullopt;
+  }
+  return write_report(cfg.output);
+}
+
+}  // namespace vcycle
