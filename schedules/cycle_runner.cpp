@@ -161,13 +161,13 @@ class CycleRunner {
  private:
   // -------------------------------------------------------------------------- start / resume
   void start() {
-    fs::create_directories(dir_);
     const std::string ckpt_path = (fs::path(dir_) / kCheckpointName).string();
     const std::string fingerprint = config_fingerprint(cfg_, phases_);
     if (fs::exists(ckpt_path) && !options_.resume) {
       throw InputError(dir_ + " already holds a run; pass --resume to continue it, or delete the directory to start over");
     }
-    batches_ = adapter_.batches(cfg_);
+    batches_ = adapter_.batches(cfg_);  // validates the data files before anything is written
+    fs::create_directories(dir_);
     if (fs::exists(ckpt_path)) {
       restore(ckpt_path, fingerprint);
       return;
@@ -334,7 +334,7 @@ class CycleRunner {
       ++state_.loss_count;
     } else {
       ++state_.skipped_steps;
-      log(fmt::format("skipped step {} of phase {}: non-finite loss {} / grad norm {}", state_.step + 1, state_.phase + 1,
+      warn(fmt::format("skipped step {} of phase {}: non-finite loss {} / grad norm {}", state_.step + 1, state_.phase + 1,
                       loss_value, grad_norm));
     }
 
@@ -450,6 +450,9 @@ class CycleRunner {
                                          phase.steps, loss, state_.last_val_loss, lr, human_count(tok_s), human_duration(eta));
     std::cerr << line << "\n" << std::flush;
   }
+
+  // Printed even with --quiet: the user must know.
+  void warn(const std::string& msg) const { std::cerr << "[" << options_.label << "] warning: " << msg << "\n"; }
 
   void log(const std::string& msg) const {
     if (!options_.quiet) std::cerr << "[" << options_.label << "] " << msg << "\n";

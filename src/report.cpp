@@ -58,6 +58,8 @@ RunMetrics read_run(const std::string& dir, const std::string& name) {
       row = json::parse(line);
       const std::string type = row.at("type");
       if (type == "eval") {
+        // A non-finite loss is stored as null; it can reach no target, so it is no curve point.
+        if (!row.at("val_loss").is_number()) continue;
         m.curve.push_back({row.at("train_flops").get<double>(), row.at("wall_s").get<double>(), row.at("val_loss").get<double>()});
         m.final_loss = m.curve.back().loss;
       } else if (type == "phase_end") {

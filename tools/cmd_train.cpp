@@ -1,4 +1,5 @@
 // `vcycle train` (the plain baseline), `vcycle run` (baseline + V-cycle + report), `vcycle report`.
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 
@@ -43,7 +44,7 @@ void print_curve(const std::string& dir) {
     const auto row = nlohmann::json::parse(line);
     if (row.value("type", "") != "eval") continue;
     std::cout << fmt::format("{:>8} {:>12.4g} {:>14.4g} {:>10.4f}\n", row["global_step"].get<int64_t>(),
-                             row["tokens"].get<double>(), row["train_flops"].get<double>(), row["val_loss"].get<double>());
+                             row["tokens"].get<double>(), row["train_flops"].get<double>(), row["val_loss"].is_number() ? row["val_loss"].get<double>() : NAN);
   }
 }
 

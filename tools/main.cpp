@@ -16,6 +16,16 @@ int main(int argc, char** argv) {
   vcycle::cli::add_train_commands(app);
   vcycle::cli::add_bench_command(app);
   vcycle::cli::add_operator_commands(app);
+  std::string valid;
+  bool known = false;
+  for (const auto* sub : app.get_subcommands({})) {
+    valid += (valid.empty() ? "" : ", ") + sub->get_name();
+    known = known || (argc > 1 && sub->get_name() == argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !known) {
+    std::cerr << "vcycle: error: unknown command '" << argv[1] << "' (valid: " << valid << "; see vcycle --help)\n";
+    return vcycle::kExitBadInput;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
