@@ -25,15 +25,16 @@ double elements(const TensorMap& tensors) {
 
 }  // namespace
 
-LevelPlan::LevelPlan(const RunConfig& cfg, const ModelAdapter& adapter, int count) : cfg_(cfg), adapter_(adapter) {
+LevelPlan::LevelPlan(const RunConfig& cfg, const ModelAdapter& adapter, int count)
+    : cfg_(cfg), adapter_(adapter), factors_(factors_of(cfg.levels)) {
   shapes_ = count == 1 ? std::vector<LevelShape>{adapter.top_shape()}
-                       : level_shapes(adapter.param_map(), adapter.top_shape(), factors_of(cfg.levels), count);
+                       : level_shapes(adapter.param_map(), adapter.top_shape(), factors_, count);
   for (const auto& s : shapes_) flops_.push_back(adapter.flop_shape(s));
 }
 
 TransitionResult LevelPlan::down(const TensorMap& tensors, int level) const {
   TransitionResult r;
-  r.tensors = coalesce(tensors, adapter_.param_map(), shape(level), factors_of(cfg_.levels));
+  r.tensors = coalesce(tensors, adapter_.param_map(), shape(level), factors_);
   r.flops = elements(r.tensors);
   r.op = "coalesce";
   return r;
@@ -41,7 +42,7 @@ TransitionResult LevelPlan::down(const TensorMap& tensors, int level) const {
 
 TransitionResult LevelPlan::up(const TensorMap& small, const TensorMap& pre, int level) const {
   TransitionResult r;
-  const TensorMap deco = decoalesce(small, adapter_.param_map(), shape(level), factors_of(cfg_.levels));
+  const TensorMap deco = decoalesce(small, adapter_.param_map(), shape(level), factors_);
   r.tensors = interpolate(pre, deco, cfg_.levels.alpha, parse_interpolation_mode(cfg_.levels.interpolation_mode));
   r.flops = elements(deco) + elements(r.tensors);
   r.op = "decoalesce+interpolate";

@@ -75,6 +75,5 @@ void add_bench_command(CLI::App& app) {
   train->callback([args] { bench_train(args->size, args->batch, args->steps, args->warmup, args->threads); });
 }
 
-void add_operator_commands(CLI::App&) {}
 
 }  // namespace vcycle::cli

@@ -12,6 +12,7 @@
 #include "vcycle/flops.h"
 #include "vcycle/level_shape.h"
 #include "vcycle/model_adapter.h"
+#include "vcycle/operators.h"
 #include "vcycle/tensor_map.h"
 
 namespace vcycle {
@@ -31,6 +32,7 @@ class LevelPlan {
   int count() const { return static_cast<int>(shapes_.size()); }
   const LevelShape& shape(int level) const { return shapes_.at(level - 1); }  // level is 1-based
   const FlopShape& flops(int level) const { return flops_.at(level - 1); }
+  const CoalesceFactors& factors() const { return factors_; }
 
   TransitionResult down(const TensorMap& tensors, int level) const;
   TransitionResult up(const TensorMap& small, const TensorMap& pre, int level) const;
@@ -40,6 +42,7 @@ class LevelPlan {
   const ModelAdapter& adapter_;
   std::vector<LevelShape> shapes_;
   std::vector<FlopShape> flops_;
+  CoalesceFactors factors_;
 };
 
 }  // namespace vcycle
