@@ -310,16 +310,24 @@ class CycleRunner {
     const auto t0 = Clock::now();
     const double lr = lr_at(phase, state_.step);
     optim::set_learning_rate(*optimizer_, lr);
-    Batch batch = batches_->train_batch(state_.global_step);
-    batch.input = batch.input.to(device_);
-    batch.target = batch.target.to(device_);
-
+    // Gradient accumulation: n equal micro-batches, each loss scaled by 1/n, give the gradient of
+    // the mean loss over the whole step's batch. Checkpoints are taken at step boundaries only.
+    const int64_t micro_count = cfg_.grad_accum_of(phase);
+    const int64_t micro_rows = cfg_.batch_size_of(phase);
     optimizer_->zero_grad();
-    torch::Tensor loss = adapter_.loss(*module_, batch);
-    loss.backward();
+    double loss_value = 0;
+    int64_t step_tokens = 0;
+    for (int64_t micro = 0; micro < micro_count; ++micro) {
+      Batch batch = batches_->train_batch(state_.global_step, micro_rows, micro, micro_count);
+      batch.input = batch.input.to(device_);
+      batch.target = batch.target.to(device_);
+      torch::Tensor loss = adapter_.loss(*module_, batch);
+      (micro_count == 1 ? loss : loss / static_cast<double>(micro_count)).backward();
+      loss_value += loss.item<double>() / static_cast<double>(micro_count);
+      step_tokens += batch.tokens;
+    }
     const double max_norm = cfg_.train.max_grad_norm > 0 ? cfg_.train.max_grad_norm : std::numeric_limits<double>::infinity();
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
-    const double loss_value = loss.item<double>();
 
     const bool finite = std::isfinite(loss_value) && std::isfinite(grad_norm);
     if (!finite && cfg_.train.on_nonfinite == "stop") {
@@ -338,14 +346,14 @@ class CycleRunner {
                       loss_value, grad_norm));
     }
 
-    const double step_flops = static_cast<double>(batch.tokens) * train_flops_per_token(levels_.flops(state_.model_level));
+    const double step_flops = static_cast<double>(step_tokens) * train_flops_per_token(levels_.flops(state_.model_level));
     ++state_.step;
     ++state_.global_step;
-    state_.tokens += static_cast<double>(batch.tokens);
+    state_.tokens += static_cast<double>(step_tokens);
     state_.train_flops += step_flops;
     const double dt = seconds_since(t0);
     state_.train_wall += dt;
-    recent_tokens_ += static_cast<double>(batch.tokens);
+    recent_tokens_ += static_cast<double>(step_tokens);
     recent_flops_ += step_flops;
     recent_wall_ += dt;
 
@@ -441,7 +449,8 @@ class CycleRunner {
     double remaining = 0;
     for (size_t p = static_cast<size_t>(state_.phase); p < phases_.size(); ++p) {
       const int64_t steps_left = phases_[p].steps - (static_cast<int>(p) == state_.phase ? state_.step : 0);
-      remaining += static_cast<double>(steps_left) * static_cast<double>(cfg_.data.batch_size * adapter_.context()) *
+      remaining += static_cast<double>(steps_left) *
+                   static_cast<double>(cfg_.batch_size_of(phases_[p]) * cfg_.grad_accum_of(phases_[p]) * adapter_.context()) *
                    train_flops_per_token(levels_.flops(phases_[p].level));
     }
     const double eta = last_flop_rate_ > 0 ? remaining / last_flop_rate_ : std::numeric_limits<double>::quiet_NaN();

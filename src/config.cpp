@@ -123,6 +123,10 @@ PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const s
   p.warmup = r.get_or<int64_t>("warmup", 0);
   if (p.warmup < 0) r.fail("warmup", "must be >= 0, got " + std::to_string(p.warmup));
   p.schedule = parse_schedule(r, "schedule");
+  p.batch_size = r.get_or<int64_t>("batch_size", 0);
+  if (p.batch_size < 0) r.fail("batch_size", "must be > 0 (or 0 for data.batch_size), got " + std::to_string(p.batch_size));
+  p.grad_accum = r.get_or<int64_t>("grad_accum", 0);
+  if (p.grad_accum < 0) r.fail("grad_accum", "must be > 0 (or 0 for data.grad_accum), got " + std::to_string(p.grad_accum));
   p.min_lr_ratio = r.get_or<double>("min_lr_ratio", 0.1);
   if (p.min_lr_ratio < 0 || p.min_lr_ratio > 1) r.fail("min_lr_ratio", "must be in [0, 1], got " + std::to_string(p.min_lr_ratio));
   r.finish();
@@ -180,6 +184,8 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
     cfg.data.tokenizer = d.get_or<std::string>("tokenizer", "byte");
     cfg.data.batch_size = d.get_or<int64_t>("batch_size", 16);
     if (cfg.data.batch_size <= 0) d.fail("batch_size", "must be > 0, got " + std::to_string(cfg.data.batch_size));
+    cfg.data.grad_accum = d.get_or<int64_t>("grad_accum", 1);
+    if (cfg.data.grad_accum <= 0) d.fail("grad_accum", "must be > 0, got " + std::to_string(cfg.data.grad_accum));
     d.finish();
   }
   {
@@ -299,7 +305,7 @@ std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConf
   out << YAML::Key << "seed" << YAML::Value << cfg.seed << YAML::Key << "device" << YAML::Value << cfg.device;
   out << YAML::Key << "model" << YAML::Value << cfg.model;
   out << YAML::Key << "data" << YAML::Value << YAML::BeginSeq << cfg.data.train << cfg.data.valid << cfg.data.tokenizer
-      << cfg.data.batch_size << YAML::EndSeq;
+      << cfg.data.batch_size << cfg.data.grad_accum << YAML::EndSeq;
   if (phases.size() > 1) {
     const auto& l = cfg.levels;
     out << YAML::Key << "levels" << YAML::Value << YAML::BeginSeq << l.count << l.width_factor << l.depth_factor
@@ -308,7 +314,7 @@ std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConf
   out << YAML::Key << "phases" << YAML::Value << YAML::BeginSeq;
   for (const auto& p : phases) {
     out << YAML::BeginSeq << p.level << p.steps << p.optimizer << p.lr << p.warmup << lr_schedule_name(p.schedule)
-        << p.min_lr_ratio << YAML::EndSeq;
+        << p.min_lr_ratio << p.batch_size << p.grad_accum << YAML::EndSeq;
   }
   out << YAML::EndSeq;
   if (cfg.optimizers.IsDefined()) out << YAML::Key << "optimizers" << YAML::Value << cfg.optimizers;

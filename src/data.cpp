@@ -185,15 +185,15 @@ Batch TokenBatchSource::window_batch(const TokenFile& file, const std::vector<in
                b * context_};
 }
 
-Batch TokenBatchSource::train_batch(int64_t global_step) {
+Batch TokenBatchSource::train_batch(int64_t global_step, int64_t batch_size, int64_t micro, int64_t micro_count) {
   // The generator depends only on (seed, step): resuming at step s draws exactly the same windows.
   std::seed_seq seq{static_cast<uint32_t>(seed_), static_cast<uint32_t>(seed_ >> 32), static_cast<uint32_t>(global_step),
                     static_cast<uint32_t>(static_cast<uint64_t>(global_step) >> 32), 0x5eedu};
   std::mt19937_64 rng(seq);
   std::uniform_int_distribution<int64_t> pick(0, train_.size() - context_ - 1);
-  std::vector<int64_t> offsets(batch_size_);
+  std::vector<int64_t> offsets(batch_size * micro_count);
   for (auto& o : offsets) o = pick(rng);
-  return window_batch(train_, offsets);
+  return window_batch(train_, std::vector<int64_t>(offsets.begin() + micro * batch_size, offsets.begin() + (micro + 1) * batch_size));
 }
 
 Batch TokenBatchSource::valid_batch(int64_t index) {

@@ -23,13 +23,16 @@ struct PhaseConfig {
   int64_t warmup = 0;                           // linear warmup steps (from 0 to lr)
   LrSchedule schedule = LrSchedule::cosine;     // after warmup
   double min_lr_ratio = 0.1;                    // cosine decays to lr·min_lr_ratio
+  int64_t batch_size = 0;                       // micro-batch rows; 0 = data.batch_size
+  int64_t grad_accum = 0;                       // micro-batches per step; 0 = data.grad_accum
 };
 
 struct DataConfig {
   std::string train;              // token file (.bin, uint16) made by `vcycle prepare`
   std::string valid;              // held-out token file
   std::string tokenizer = "byte"; // must match the files' meta.json
-  int64_t batch_size = 16;        // sequences per optimizer step
+  int64_t batch_size = 16;        // sequences per micro-batch
+  int64_t grad_accum = 1;         // micro-batches accumulated per optimizer step
 };
 
 struct LevelsConfig {
@@ -74,6 +77,9 @@ struct RunConfig {
 
   // The phases of the plain baseline run (K = 1): the `baseline:` section as one level-1 phase.
   std::vector<PhaseConfig> baseline_phases() const;
+  // A phase's micro-batch size and accumulation count, with the data section's defaults applied.
+  int64_t batch_size_of(const PhaseConfig& p) const { return p.batch_size > 0 ? p.batch_size : data.batch_size; }
+  int64_t grad_accum_of(const PhaseConfig& p) const { return p.grad_accum > 0 ? p.grad_accum : data.grad_accum; }
 };
 
 // Applies "a.b[2].c=value" overrides (value parsed as YAML) to a loaded document.

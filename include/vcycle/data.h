@@ -60,7 +60,7 @@ class TokenBatchSource final : public BatchSource {
  public:
   TokenBatchSource(const std::string& train_path, const std::string& valid_path, int64_t vocab, int64_t batch_size,
                    int64_t context, uint64_t seed, int64_t valid_batches);
-  Batch train_batch(int64_t global_step) override;
+  Batch train_batch(int64_t global_step, int64_t batch_size, int64_t micro, int64_t micro_count) override;
   int64_t valid_batch_count() const override { return valid_batches_; }
   Batch valid_batch(int64_t index) override;
 

@@ -34,11 +34,14 @@ struct Batch {
 };
 
 // Where batches come from. Training batches are a pure function of the global step, so a resumed
-// run sees exactly the batches an uninterrupted run would.
+// run sees exactly the batches an uninterrupted run would. With gradient accumulation a step's
+// batch is split into `micro_count` equal micro-batches; micro-batch i is rows [i·B, (i+1)·B) of the
+// batch of micro_count·B rows the same step would give without accumulation.
 class BatchSource {
  public:
   virtual ~BatchSource() = default;
-  virtual Batch train_batch(int64_t global_step) = 0;
+  // `batch_size` is the micro-batch size (rows).
+  virtual Batch train_batch(int64_t global_step, int64_t batch_size, int64_t micro, int64_t micro_count) = 0;
   virtual int64_t valid_batch_count() const = 0;
   virtual Batch valid_batch(int64_t index) = 0;  // fixed across calls and runs
 };

@@ -72,13 +72,18 @@ TEST_CASE("training batches are a pure function of the step; targets are inputs 
   test::prepare_fixture_corpus(dir.str());
   TokenBatchSource a(dir.str("train.bin"), dir.str("valid.bin"), 256, 4, 32, 1234, 3);
   TokenBatchSource b(dir.str("train.bin"), dir.str("valid.bin"), 256, 4, 32, 1234, 3);
-  const Batch x = a.train_batch(17);
+  const Batch x = a.train_batch(17, 4, 0, 1);
   CHECK(x.input.sizes() == torch::IntArrayRef({4, 32}));
   CHECK(x.tokens == 128);
-  CHECK(torch::equal(x.input, b.train_batch(17).input));
-  CHECK_FALSE(torch::equal(x.input, a.train_batch(18).input));
+  CHECK(torch::equal(x.input, b.train_batch(17, 4, 0, 1).input));
+  CHECK_FALSE(torch::equal(x.input, a.train_batch(18, 4, 0, 1).input));
   using torch::indexing::Slice;
   CHECK(torch::equal(x.input.index({Slice(), Slice(1, 32)}), x.target.index({Slice(), Slice(0, 31)})));
   CHECK(torch::equal(a.valid_batch(2).input, b.valid_batch(2).input));
+  // Micro-batches are row slices of the step's whole batch.
+  const Batch whole = a.train_batch(5, 8, 0, 1);
+  for (int64_t m = 0; m < 4; ++m) {
+    CHECK(torch::equal(a.train_batch(5, 2, m, 4).input, whole.input.index({Slice(2 * m, 2 * m + 2)})));
+  }
   CHECK_FALSE(torch::equal(a.valid_batch(0).input, a.valid_batch(1).input));
 }
