@@ -215,88 +215,15 @@ TEST_CASE("CAME: state is fp32 and takes mn + 2(m+n) floats per matrix", "[optim
 }
 
 TEST_CASE("CAME: each parameter group keeps its own lr and weight decay", "[optim][came]") {
-  // Identical parameters and gradients in two groups; each must end where a one-group optimizer
-  // with that group's options puts it.
-  Run run({{4, 6}, {6}}, 3, 7);
-  const auto a_opts = CAMEOptions(0.1), b_opts = CAMEOptions(0.01).weight_decay(0.5);
-  auto pa = run.fresh(), pb = run.fresh();
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(pa, std::make_unique<CAMEOptions>(a_opts));
-  groups.emplace_back(pb, std::make_unique<CAMEOptions>(b_opts));
-  CAME both(groups, CAMEOptions(0.5));
-  REQUIRE(static_cast<const CAMEOptions&>(both.param_groups()[0].options()).lr() == 0.1);
-  REQUIRE(static_cast<const CAMEOptions&>(both.param_groups()[1].options()).weight_decay() == 0.5);
-  auto qa = run.fresh(), qb = run.fresh();
-  CAME only_a(qa, a_opts), only_b(qb, b_opts);
-  for (int k = 0; k < 3; ++k) {
-    for (size_t i = 0; i < pa.size(); ++i) {
-      pa[i].mutable_grad() = run.grads[k][i];
-      pb[i].mutable_grad() = run.grads[k][i];
-    }
-    both.step();
-    run.step(only_a, qa, k);
-    run.step(only_b, qb, k);
-  }
-  for (size_t i = 0; i < pa.size(); ++i) {
-    CHECK(torch::equal(pa[i], qa[i]));
-    CHECK(torch::equal(pb[i], qb[i]));
-    CHECK_FALSE(torch::allclose(pa[i], pb[i]));
-  }
+  check_groups_independent<CAME>(CAMEOptions(0.1), CAMEOptions(0.01).weight_decay(0.5), CAMEOptions(0.5));
 }
 
 TEST_CASE("CAME: bf16 and fp16 parameters get fp32 state and fp32 math", "[optim][came]") {
-  Run run({{16, 24}, {24}}, 3, 11);
-  for (auto dtype : {torch::kBFloat16, torch::kHalf}) {
-    for (bool fused : {true, false}) {
-      INFO(dtype << (fused ? ", fused kernels" : ", ATen path"));
-      Fused mode(fused);
-      auto low = run.fresh(dtype);
-      CAME opt(low, CAMEOptions(1e-2).weight_decay(0.1));
-      for (int k = 0; k < 3; ++k) run.step(opt, low, k);
-      for (const auto& item : opt.state()) {
-        auto& st = static_cast<vcycle::optim::CAMEParamState&>(*item.second);
-        CHECK(st.exp_avg().scalar_type() == torch::kFloat);
-      }
-      CHECK(low[0].scalar_type() == dtype);
-      // Reference: the same steps on fp32 copies of the rounded starting values, rounding to the
-      // low dtype after every step as the optimizer does. bf16 keeps 8 bits: agreement to 2^-7.
-      std::vector<torch::Tensor> ref;
-      for (const auto& t : run.init) ref.push_back(t.to(dtype).to(torch::kFloat).set_requires_grad(true));
-      CAME ref_opt(ref, CAMEOptions(1e-2).weight_decay(0.1));
-      for (int k = 0; k < 3; ++k) {
-        for (size_t i = 0; i < ref.size(); ++i) ref[i].mutable_grad() = run.grads[k][i].to(dtype).to(torch::kFloat);
-        ref_opt.step();
-        torch::NoGradGuard ng;
-        for (auto& t : ref) t.copy_(t.to(dtype).to(torch::kFloat));
-      }
-      for (size_t i = 0; i < ref.size(); ++i) {
-        CHECK(torch::allclose(low[i].to(torch::kFloat), ref[i], 1e-2, 1e-3));
-        CHECK_FALSE(torch::equal(low[i].to(torch::kFloat), run.init[i].to(dtype).to(torch::kFloat)));
-      }
-    }
-  }
+  check_low_precision<CAME, CAMEOptions, vcycle::optim::CAMEParamState>(CAMEOptions(1e-2).weight_decay(0.1));
 }
 
 TEST_CASE("CAME: fused kernels match the ATen path and ignore the thread count", "[optim][came]") {
-  const std::vector<std::vector<int64_t>> shapes{{37, 53}, {3, 9, 17}, {300, 200}, {1, 5}, {5, 1}, {29}};
-  Run run(shapes, 5, 3);
-  auto with = [&](bool fused, int threads) {
-    Fused mode(fused);
-    Threads t(threads);
-    auto p = run.fresh();
-    CAME opt(p, CAMEOptions(1e-2).weight_decay(0.1));
-    for (int k = 0; k < 5; ++k) run.step(opt, p, k);
-    return p;
-  };
-  const auto fused1 = with(true, 1), fused2 = with(true, 2), aten = with(false, 2);
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    INFO("shape " << run.init[i].sizes());
-    CHECK(torch::equal(fused1[i], fused2[i]));
-    // Same math, different float32 summation orders: the moves (~1e-1) agree to ~1e-5 relative.
-    const auto move_fused = fused2[i] - run.init[i], move_aten = aten[i] - run.init[i];
-    CHECK(torch::allclose(move_fused, move_aten, 1e-4, 1e-6));
-    CHECK(move_aten.abs().max().item<double>() > 1e-2);
-  }
+  check_fused_matches_aten<CAME>(CAMEOptions(1e-2).weight_decay(0.1));
 }
 
 TEST_CASE("CAME: invalid hyperparameters and sparse gradients are refused", "[optim][came]") {

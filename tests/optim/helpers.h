@@ -111,6 +111,99 @@ inline void check_resume_bitwise(const MakeOptimizer& make, const std::vector<st
   }
 }
 
+// Identical parameters and gradients in two groups with options `a` and `b`: each group must end
+// bitwise where a one-group optimizer with its options puts it, and the two must differ.
+template <class Opt, class Options>
+void check_groups_independent(const Options& a, const Options& b, const Options& defaults) {
+  Run run({{4, 6}, {6}}, 3, 7);
+  auto pa = run.fresh(), pb = run.fresh();
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(pa, std::make_unique<Options>(a));
+  groups.emplace_back(pb, std::make_unique<Options>(b));
+  Opt both(groups, defaults);
+  REQUIRE(static_cast<const Options&>(both.param_groups()[0].options()).lr() == a.lr());
+  REQUIRE(static_cast<const Options&>(both.param_groups()[1].options()).weight_decay() == b.weight_decay());
+  auto qa = run.fresh(), qb = run.fresh();
+  Opt only_a(qa, a), only_b(qb, b);
+  for (int k = 0; k < 3; ++k) {
+    for (size_t i = 0; i < pa.size(); ++i) {
+      pa[i].mutable_grad() = run.grads[k][i];
+      pb[i].mutable_grad() = run.grads[k][i];
+    }
+    both.step();
+    run.step(only_a, qa, k);
+    run.step(only_b, qb, k);
+  }
+  for (size_t i = 0; i < pa.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::equal(pa[i], qa[i]));
+    CHECK(torch::equal(pb[i], qb[i]));
+    CHECK_FALSE(torch::allclose(pa[i], pb[i]));
+  }
+}
+
+// bf16 / fp16 parameters: state stays fp32, the parameter keeps its dtype, and the result matches
+// fp32 steps that round the parameter to the low dtype after each step (as the optimizer does),
+// within that dtype's precision.
+template <class Opt, class Options, class State>
+void check_low_precision(const Options& options) {
+  Run run({{16, 24}, {24}}, 3, 11);
+  for (auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    for (bool fused : {true, false}) {
+      INFO(dtype << (fused ? ", fused kernels" : ", ATen path"));
+      Fused mode(fused);
+      auto low = run.fresh(dtype);
+      Opt opt(low, options);
+      for (int k = 0; k < 3; ++k) run.step(opt, low, k);
+      for (const auto& item : opt.state()) {
+        auto& st = static_cast<State&>(*item.second);
+        for (const auto* t : {&st.exp_avg(), &st.exp_avg_sq()})
+          if (t->defined()) CHECK(t->scalar_type() == torch::kFloat);
+      }
+      CHECK(low[0].scalar_type() == dtype);
+      std::vector<torch::Tensor> ref;
+      for (const auto& t : run.init) ref.push_back(t.to(dtype).to(torch::kFloat).set_requires_grad(true));
+      Opt ref_opt(ref, options);
+      for (int k = 0; k < 3; ++k) {
+        for (size_t i = 0; i < ref.size(); ++i) ref[i].mutable_grad() = run.grads[k][i].to(dtype).to(torch::kFloat);
+        ref_opt.step();
+        torch::NoGradGuard ng;
+        for (auto& t : ref) t.copy_(t.to(dtype).to(torch::kFloat));
+      }
+      for (size_t i = 0; i < ref.size(); ++i) {
+        // bf16 keeps 8 significant bits: one rounding step apart at most (2^-7 relative)
+        CHECK(torch::allclose(low[i].to(torch::kFloat), ref[i], 1e-2, 1e-3));
+        CHECK_FALSE(torch::equal(low[i].to(torch::kFloat), run.init[i].to(dtype).to(torch::kFloat)));
+      }
+    }
+  }
+}
+
+// The fused CPU kernels against the ATen path (same math, other float32 summation orders), and the
+// fused kernels with 1 vs 2 threads (bitwise).
+template <class Opt, class Options>
+void check_fused_matches_aten(const Options& options) {
+  const std::vector<std::vector<int64_t>> shapes{{37, 53}, {3, 9, 17}, {300, 200}, {1, 5}, {5, 1}, {29}};
+  Run run(shapes, 5, 3);
+  auto with = [&](bool fused, int threads) -> std::vector<torch::Tensor> {
+    Fused mode(fused);
+    Threads t(threads);
+    auto p = run.fresh();
+    Opt opt(p, options);
+    for (int k = 0; k < 5; ++k) run.step(opt, p, k);
+    return p;
+  };
+  const auto fused1 = with(true, 1), fused2 = with(true, 2), aten = with(false, 2);
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    INFO("shape " << run.init[i].sizes());
+    CHECK(torch::equal(fused1[i], fused2[i]));
+    // the moves agree to ~1e-5 relative; 1e-4 leaves room, far below any real discrepancy
+    const torch::Tensor move_fused = fused2[i] - run.init[i], move_aten = aten[i] - run.init[i];
+    CHECK(torch::allclose(move_fused, move_aten, 1e-4, 1e-6));
+    CHECK(move_aten.abs().max().item<double>() > 1e-3);
+  }
+}
+
 // Least squares: y = x·Wᵀ + b with random W*, b*; returns final loss / initial loss after `steps`.
 inline double least_squares_ratio(
     const std::function<std::unique_ptr<torch::optim::Optimizer>(torch::Tensor w, torch::Tensor b)>& make,
