@@ -222,12 +222,14 @@ torch::Tensor Adafactor::step(LossClosure closure) {
           detail::adafactor_vector(p.w.data_ptr<float>(), p.g.data_ptr<float>(), m_ptr,
                                    s.exp_avg_sq().data_ptr<float>(), param.numel(), h);
         }
-      } else if (factored) {
-        adafactor_factored_aten(p, s, o, beta2, alpha);
+        p.commit_raw();
       } else {
-        adafactor_vector_aten(p, s, o, beta2, alpha);
+        if (factored)
+          adafactor_factored_aten(p, s, o, beta2, alpha);
+        else
+          adafactor_vector_aten(p, s, o, beta2, alpha);
+        p.commit();
       }
-      p.commit();
     }
   }
   return loss;

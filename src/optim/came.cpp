@@ -196,22 +196,27 @@ torch::Tensor CAME::step(LossClosure closure) {
                               &s.exp_avg_res_row(), &s.exp_avg_res_col()})) {
           const int64_t M = param.size(-2), N = param.size(-1);
           const int64_t B = M * N == 0 ? 0 : param.numel() / (M * N);
-          if (B > 0)
+          if (B > 0) {
             detail::came_factored(p.w.data_ptr<float>(), p.g.data_ptr<float>(), s.exp_avg().data_ptr<float>(),
                                   s.exp_avg_sq_row().data_ptr<float>(), s.exp_avg_sq_col().data_ptr<float>(),
                                   s.exp_avg_res_row().data_ptr<float>(), s.exp_avg_res_col().data_ptr<float>(), B,
                                   M, N, h);
+            p.commit_raw();
+          }
         } else if (param.numel() > 0) {
           came_factored_aten(p, s, o);
+          p.commit();
         }
       } else if (param.numel() > 0) {
-        if (detail::fused_ok({&p.w, &p.g, &s.exp_avg(), &s.exp_avg_sq()}))
+        if (detail::fused_ok({&p.w, &p.g, &s.exp_avg(), &s.exp_avg_sq()})) {
           detail::came_vector(p.w.data_ptr<float>(), p.g.data_ptr<float>(), s.exp_avg().data_ptr<float>(),
                               s.exp_avg_sq().data_ptr<float>(), param.numel(), h);
-        else
+          p.commit_raw();
+        } else {
           came_vector_aten(p, s, o);
+          p.commit();
+        }
       }
-      p.commit();
     }
   }
   return loss;

@@ -84,6 +84,14 @@ struct Fp32Param {
   void commit() {
     if (!w.is_same(param)) param.copy_(w);
   }
+  // After a fused kernel wrote the parameter through its data pointer: in-place ATen ops bump the
+  // version counter that autograd checks, raw writes do not.
+  void commit_raw() {
+    if (w.is_same(param))
+      param.unsafeGetTensorImpl()->bump_version();
+    else
+      param.copy_(w);
+  }
 };
 
 // Checks a gradient before an update: dense and of the parameter's shape.

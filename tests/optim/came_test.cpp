@@ -91,7 +91,9 @@ TEST_CASE("CAME: rank-1 gradient on a 2x3 matrix, two steps by hand", "[optim][c
     auto w = param(w0, {2, 3});
     CAME opt({w}, CAMEOptions(lr));
     set_grad(w, g);
+    const auto version = w._version();
     opt.step();
+    CHECK(w._version() > version);  // autograd sees the in-place change, fused kernels included
     const double s1 = 0.1 / std::sqrt(0.81e-4), s2 = 0.19 / std::sqrt(0.9999 * 0.81e-4 + 1e-4 * 0.6561);
     CHECK(s1 == Approx(11.1111).epsilon(1e-5));
     CHECK(s2 == Approx(15.69214).epsilon(1e-5));
