@@ -90,8 +90,8 @@ namespace {
 // mean over the last dim, keeping it for broadcasting
 torch::Tensor relative_rsqrt(const torch::Tensor& x) { return (x / x.mean(-1, /*keepdim=*/true)).rsqrt_(); }
 
-// ATen path, factored: the spec's steps in order, with `tmp` (parameter-sized fp32 scratch) as
-// the only full-size temporary.
+// ATen path, factored: the spec's steps with `tmp` (parameter-sized fp32 scratch) as the only
+// full-size temporary, arranged to spare two passes over memory (see the comments).
 void came_factored_aten(detail::Fp32Param& p, CAMEParamState& s, const CAMEOptions& o) {
   const auto [beta1, beta2, beta3] = o.betas();
   const auto [eps1, eps2] = o.eps();
@@ -100,17 +100,23 @@ void came_factored_aten(detail::Fp32Param& p, CAMEParamState& s, const CAMEOptio
   // U = G² + ε1 enters only through its row and column means
   s.exp_avg_sq_row().mul_(beta2).add_(tmp.mean(-1).add_(eps1), 1 - beta2);  // r
   s.exp_avg_sq_col().mul_(beta2).add_(tmp.mean(-2).add_(eps1), 1 - beta2);  // c
-  // u = G · rsqrt(r / mean r) · rsqrt(c)
-  at::mul_out(tmp, g, relative_rsqrt(s.exp_avg_sq_row()).unsqueeze(-1));
-  tmp.mul_(s.exp_avg_sq_col().rsqrt().unsqueeze(-2));
-  // û = u / max(1, RMS(u) / d)
-  tmp.div_((tmp.norm() / std::sqrt(static_cast<double>(tmp.numel())) / o.clip_threshold()).clamp_min_(1.0));
+  // u = G·a·b with a = rsqrt(r / mean r), b = rsqrt(c). RMS(u)² = Σ_i a_i² Σ_j G²_ij b_j² / numel
+  // comes from one matrix-vector product over G² (no pass over u), and the clipping divisor
+  // max(1, RMS(u)/d) is folded into a, so û = G·a·b is written once.
+  torch::Tensor a = relative_rsqrt(s.exp_avg_sq_row());
+  const torch::Tensor b = s.exp_avg_sq_col().rsqrt();
+  const torch::Tensor sum_sq = at::matmul(tmp, (b * b).unsqueeze(-1)).squeeze(-1).mul_(a * a).sum();
+  a.div_(sum_sq.div_(static_cast<double>(tmp.numel())).sqrt_().div_(o.clip_threshold()).clamp_min_(1.0));
+  at::mul_out(tmp, g, a.unsqueeze(-1)).mul_(b.unsqueeze(-2));  // û
+  // m ← β1·m + (1−β1)·û, computed as m + (1−β1)·(û − m); then û − m_new = β1·(û − m_old), so the
+  // instability I = (û − m_new)² + ε2 = β1²·(û − m_old)² + ε2
   torch::Tensor& m = s.exp_avg();
-  m.mul_(beta1).add_(tmp, 1 - beta1);
-  // I = (û − m)² + ε2, again only through its means
-  tmp.sub_(m).square_();
-  s.exp_avg_res_row().mul_(beta3).add_(tmp.mean(-1).add_(eps2), 1 - beta3);  // R
-  s.exp_avg_res_col().mul_(beta3).add_(tmp.mean(-2).add_(eps2), 1 - beta3);  // C
+  tmp.sub_(m);
+  m.add_(tmp, 1 - beta1);
+  tmp.square_();
+  const double b1_sq = beta1 * beta1;
+  s.exp_avg_res_row().mul_(beta3).add_(tmp.mean(-1).mul_(b1_sq).add_(eps2), 1 - beta3);  // R
+  s.exp_avg_res_col().mul_(beta3).add_(tmp.mean(-2).mul_(b1_sq).add_(eps2), 1 - beta3);  // C
   // S = m · rsqrt(R / mean R) · rsqrt(C);  W ← W − ηλW − ηS
   if (o.weight_decay() != 0) p.w.mul_(1 - o.lr() * o.weight_decay());
   at::mul_out(tmp, m, relative_rsqrt(s.exp_avg_res_row()).unsqueeze(-1));
