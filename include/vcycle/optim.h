@@ -1,0 +1,10 @@
+// vcycle's optimizers: CAME, LAMB and Adafactor as torch::optim::Optimizer subclasses, the
+// name → optimizer registry the trainer uses, and the optimizer benchmark.
+#pragma once
+
+#include "vcycle/optim/adafactor.h"
+#include "vcycle/optim/bench.h"
+#include "vcycle/optim/came.h"
+#include "vcycle/optim/fused.h"
+#include "vcycle/optim/lamb.h"
+#include "vcycle/optim/registry.h"
