@@ -68,7 +68,7 @@ TEST_CASE("a valid config parses with its values and defaults", "[config]") {
   CHECK(cfg.baseline->steps == 20);
 }
 
-TEST_CASE("--set overrides nested keys and list elements", "[config]") {
+TEST_CASE("overrides given with --set change nested keys and list elements", "[config]") {
   Fixture f;
   const std::string path = f.write(valid_yaml(f.dir.str()));
   const RunConfig cfg = load_config(path, {"phases[1].lr=0.005", "model.layers=4", "eval.every=7"});
