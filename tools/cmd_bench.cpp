@@ -12,6 +12,7 @@
 #include "vcycle/flops.h"
 #include "vcycle/model/gpt.h"
 #include "vcycle/model_registry.h"
+#include "vcycle/optim/bench.h"
 #include "vcycle/runtime.h"
 
 namespace vcycle::cli {
@@ -73,6 +74,25 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--warmup", args->warmup, "untimed steps first")->capture_default_str();
   train->add_option("--threads", args->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   train->callback([args] { bench_train(args->size, args->batch, args->steps, args->warmup, args->threads); });
+
+  struct OptimArgs {
+    std::string shapes = "default";
+    int steps = 20, warmup = 3, threads = 0;
+  };
+  auto oargs = std::make_shared<OptimArgs>();
+  auto* optim = bench->add_subcommand("optim", "Optimizer step time and state memory vs LibTorch AdamW, in one run");
+  optim->add_option("--shapes", oargs->shapes, "parameter shapes: default | gpt2-small")->capture_default_str();
+  optim->add_option("--steps", oargs->steps, "timed steps (>= 20)")->capture_default_str();
+  optim->add_option("--warmup", oargs->warmup, "untimed steps first")->capture_default_str();
+  optim->add_option("--threads", oargs->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  optim->callback([oargs] {
+    if (oargs->steps < 20) throw InputError("--steps must be >= 20 for a stable median, got " + std::to_string(oargs->steps));
+    if (oargs->shapes != "default" && oargs->shapes != "gpt2-small") {
+      throw InputError("unknown --shapes '" + oargs->shapes + "' (valid: default, gpt2-small)");
+    }
+    runtime_init(oargs->threads);
+    optim::bench_optimizers(std::cout, oargs->shapes, oargs->steps, oargs->warmup);
+  });
 }
 
 
