@@ -1,5 +1,7 @@
 // Config loading: a valid config parses; each malformed one fails with a message naming the key.
 
+#include <filesystem>
+
 #include "test_util.h"
 #include "vcycle/config.h"
 #include "vcycle/errors.h"
@@ -131,4 +133,19 @@ TEST_CASE("the config fingerprint changes with anything that changes results", "
   CHECK(config_fingerprint(a, a.phases) != config_fingerprint(b, b.phases));
   CHECK(config_fingerprint(a, a.baseline_phases()) == config_fingerprint(b, b.baseline_phases()));
   CHECK(config_fingerprint(a, a.phases) == config_fingerprint(c, c.phases));
+}
+
+TEST_CASE("every shipped config in configs/ loads and validates", "[config]") {
+  test::TempDir dir("shipped");
+  test::prepare_fixture_corpus(dir.str());
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::source_path("configs"))) {
+    if (entry.path().extension() != ".yaml") continue;
+    INFO(entry.path().string());
+    // Point the data at the test corpus (the real one is prepared by tools/quickstart.sh).
+    const RunConfig cfg = load_config(entry.path().string(), {"data.train=" + dir.str("train.bin"), "data.valid=" + dir.str("valid.bin")});
+    CHECK((cfg.baseline || !cfg.phases.empty()));
+    ++count;
+  }
+  CHECK(count >= 5);
 }
