@@ -9,6 +9,20 @@
 //   3. loss(module, b)   — the scalar training loss of a batch.
 //   4. flop_shape(shape) — the numbers the FLOP formula needs (flops.h).
 // and optionally batches (default: next-token batches from the run's token files).
+//
+// Contract: build() returns a fresh module on the CPU, initialised from the global torch RNG (seeded
+// by the runner at the start of a run; the runner moves the module to the run's device). Every
+// parameter *and buffer* must be covered by param_map(), under stable dotted names (register_module
+// / register_parameter / register_buffer). loss() gets batches already on the device and returns a
+// scalar to call backward() on.
+//
+// A user's program (see examples/custom_model: a LLaMA-style model built against an installed
+// vcycle with `find_package(vcycle)` and `target_link_libraries(... vcycle::vcycle)`):
+//   RunConfig cfg = load_config_unchecked(path);   // the `model:` section is the program's own
+//   MyAdapter adapter(cfg.model);
+//   validate_model_config(cfg, adapter);
+//   runtime_init(cfg.threads);
+//   run_experiment(cfg, adapter, {});              // baseline + V-cycle + report (experiment.h)
 #pragma once
 
 #include <cstdint>
