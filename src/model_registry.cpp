@@ -90,9 +90,16 @@ void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
                       std::to_string(adapter.vocab_size()) + " is smaller than the " + tok->name() +
                           " tokenizer's vocab " + std::to_string(tok->vocab_size()));
   }
-  // Every level's shape must divide evenly: fail now, before anything trains.
+  // Every level's shape must divide evenly, and the parameter map must describe the model built at
+  // every level: fail now, before anything trains, not at the first coalesce.
   try {
-    LevelPlan(cfg, adapter, cfg.levels.count);
+    const LevelPlan plan(cfg, adapter, cfg.levels.count);
+    if (plan.count() > 1) {
+      const ParamMap map = adapter.param_map();
+      for (int level = 1; level <= plan.count(); ++level) {
+        param_map_validate(map, module_tensors(*adapter.build(plan.shape(level))), plan.shape(level));
+      }
+    }
   } catch (const ConfigError&) {
     throw;
   } catch (const InputError& e) {
