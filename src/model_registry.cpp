@@ -97,7 +97,12 @@ void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
     if (plan.count() > 1) {
       const ParamMap map = adapter.param_map();
       for (int level = 1; level <= plan.count(); ++level) {
-        param_map_validate(map, module_tensors(*adapter.build(plan.shape(level))), plan.shape(level));
+        try {
+          param_map_validate(map, module_tensors(*adapter.build(plan.shape(level))), plan.shape(level));
+        } catch (const InputError& e) {
+          throw InputError("the parameter map of model '" + adapter.type() + "' does not fit its level " +
+                           std::to_string(level) + " (" + plan.shape(level).to_string() + "): " + e.what());
+        }
       }
     }
   } catch (const ConfigError&) {

@@ -87,19 +87,16 @@ void move_level(const OpArgs& a, bool down) {
 
 void add_operator_commands(CLI::App& app) {
   auto args = std::make_shared<OpArgs>();
-  auto* co = app.add_subcommand("coalesce", "Coalesce a checkpoint's model to the next smaller level of a config");
-  co->add_option("checkpoint", args->input, "input checkpoint")->required();
-  co->add_option("--config", args->config, "run config giving the levels")->required();
-  co->add_option("--out", args->out, "output checkpoint")->required();
-  co->add_option("--set", args->overrides, "override a config key");
-  co->callback([args] { move_level(*args, true); });
-
-  auto* de = app.add_subcommand("decoalesce", "De-coalesce a checkpoint's model to the next larger level of a config");
-  de->add_option("checkpoint", args->input, "input checkpoint")->required();
-  de->add_option("--config", args->config, "run config giving the levels")->required();
-  de->add_option("--out", args->out, "output checkpoint")->required();
-  de->add_option("--set", args->overrides, "override a config key");
-  de->callback([args] { move_level(*args, false); });
+  for (const bool down : {true, false}) {
+    auto* cmd = app.add_subcommand(down ? "coalesce" : "decoalesce",
+                                   down ? "Coalesce a checkpoint's model to the next smaller level of a config"
+                                        : "De-coalesce a checkpoint's model to the next larger level of a config");
+    cmd->add_option("checkpoint", args->input, "input checkpoint")->required();
+    cmd->add_option("--config", args->config, "run config giving the levels")->required();
+    cmd->add_option("--out", args->out, "output checkpoint")->required();
+    cmd->add_option("--set", args->overrides, "override a config key");
+    cmd->callback([args, down] { move_level(*args, down); });
+  }
 
   auto* in = app.add_subcommand("interpolate", "Blend two checkpoints of the same shape: (1 - alpha)·PRE + alpha·DECO");
   in->add_option("pre", args->input, "θ_pre checkpoint")->required();
