@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <unistd.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -26,6 +27,7 @@
 #include "vcycle/lr_schedule.h"
 #include "vcycle/metrics.h"
 #include "vcycle/optim/registry.h"
+#include "vcycle/optim/state_projection.h"
 #include "vcycle/runtime.h"
 
 namespace vcycle {
@@ -213,6 +215,14 @@ class CycleRunner {
       auto it = ckpt.blobs.find("optimizer");
       if (it == ckpt.blobs.end()) throw InputError(path + ": checkpoint has no optimizer state");
       optim::load_state(*optimizer_, it->second);
+    } else if (!state_.entered && state_.phase > 0 && state_.phase < static_cast<int>(phases_.size()) &&
+               project_state()) {
+      // Between two phases: the finished phase's optimizer, whose state the next level change
+      // projects (see checkpoint()).
+      if (auto it = ckpt.blobs.find("optimizer"); it != ckpt.blobs.end()) {
+        make_optimizer(phases_[state_.phase - 1]);
+        optim::load_state(*optimizer_, it->second);
+      }
     }
     log(fmt::format("resumed {} at phase {}/{} step {} (global step {})", dir_, state_.phase + 1, phases_.size(),
                     state_.step, state_.global_step));
@@ -228,7 +238,8 @@ class CycleRunner {
 
   // -------------------------------------------------------------------------- phases
   // Moves the model to this phase's level (coalesce going down; de-coalesce + interpolate going
-  // up), builds the phase's optimizer, evaluates and checkpoints.
+  // up), builds the phase's optimizer, evaluates and checkpoints. With `optimizer_state: project`
+  // the old optimizer's state moves along with the model (optim/state_projection.h) into the new one.
   void enter_phase() {
     const PhaseConfig& phase = phases_[state_.phase];
     // The level transition is charged to the phase it leads into.
@@ -237,18 +248,29 @@ class CycleRunner {
     state_.phase_wall0 = state_.train_wall;
     if (phase.level != state_.model_level) {
       const auto t0 = Clock::now();
+      std::optional<optim::NamedOptimizerState> old_state = state_to_project(phase);
       TensorMap current = module_tensors(*module_);
       TransitionResult moved;
-      if (phase.level > state_.model_level) {
+      const bool down = phase.level > state_.model_level;
+      if (down) {
         theta_pre_[state_.model_level] = clone_tensors(current);
         moved = levels_.down(current, state_.model_level);
       } else {
         moved = levels_.up(current, theta_pre_.at(phase.level), phase.level);
         theta_pre_.erase(phase.level);
       }
+      std::optional<optim::NamedOptimizerState> carried;  // the state for the new optimizer
+      if (old_state) {
+        const int large = down ? state_.model_level : phase.level;
+        carried = optim::project_optimizer_state(*old_state, adapter_.param_map(), levels_.shape(large), levels_.factors(),
+                                                 down ? optim::StateProjection::coalesce : optim::StateProjection::decoalesce);
+        moved.flops += carried->elements();  // operators count one FLOP per element written
+      }
       module_ = adapter_.build(levels_.shape(phase.level));
       load_module_tensors(*module_, moved.tensors, "level " + std::to_string(phase.level) + " tensors");
       module_->to(device_);
+      make_optimizer(phase);
+      if (carried) optim::import_optimizer_state(*optimizer_, optim::named_parameters(*module_), *carried);
       const int from = state_.model_level;
       state_.model_level = phase.level;
       state_.op_flops += moved.flops;
@@ -257,16 +279,42 @@ class CycleRunner {
                   {"from_level", from},        {"to_level", phase.level},
                   {"op", moved.op},            {"op_flops", moved.flops},
                   {"shape", levels_.shape(phase.level).to_string()},
-                  {"params", param_count(*module_)}};
+                  {"params", param_count(*module_)},
+                  {"optimizer_state", carried ? "project" : "reset"},
+                  {"optimizer_state_bytes", optim::state_bytes(*optimizer_)}};
       add_counters(row);
       metrics_->append(row.dump());
-      log(fmt::format("{} level {} -> {} ({}), {} params", moved.op, from, phase.level,
-                      levels_.shape(phase.level).to_string(), human_count(param_count(*module_))));
+      log(fmt::format("{} level {} -> {} ({}), {} params, optimizer state {}", moved.op, from, phase.level,
+                      levels_.shape(phase.level).to_string(), human_count(param_count(*module_)),
+                      carried ? "projected" : "reset"));
+    } else {
+      make_optimizer(phase);
     }
-    make_optimizer(phase);
     state_.entered = true;
     if (state_.phase > 0) evaluate();  // the loss right after the level change
     checkpoint();
+  }
+
+  bool project_state() const { return cfg_.levels.optimizer_state == "project"; }
+
+  // With `optimizer_state: project`, the current optimizer's state by parameter name, taken before
+  // the level change into `phase`; nullopt means the new optimizer starts afresh (reset). Projection
+  // needs the same optimizer on both sides of the change; otherwise warn and reset.
+  std::optional<optim::NamedOptimizerState> state_to_project(const PhaseConfig& phase) {
+    if (!project_state() || state_.phase == 0) return std::nullopt;
+    const PhaseConfig& previous = phases_[state_.phase - 1];
+    if (previous.optimizer != phase.optimizer) {
+      warn(fmt::format("optimizer_state: project: phase {} uses {} but phase {} used {}; resetting the optimizer state",
+                       state_.phase + 1, phase.optimizer, state_.phase, previous.optimizer));
+      return std::nullopt;
+    }
+    if (!optimizer_) {  // resumed from a checkpoint that did not keep the finished phase's optimizer
+      warn(fmt::format("optimizer_state: project: no optimizer state of phase {} to project; resetting it", state_.phase));
+      return std::nullopt;
+    }
+    auto exported = optim::export_optimizer_state(*optimizer_, optim::named_parameters(*module_));
+    optimizer_.reset();  // the exported copy is all that is needed now
+    return exported;
   }
 
   void make_optimizer(const PhaseConfig& phase) {
@@ -424,7 +472,10 @@ class CycleRunner {
     for (const auto& [level, tensors] : theta_pre_) {
       for (const auto& [name, t] : tensors) ckpt.tensors["pre" + std::to_string(level) + "/" + name] = t;
     }
-    if (optimizer_ && state_.entered) ckpt.blobs["optimizer"] = optim::save_state(*optimizer_);
+    // Between phases (entered false) the finished phase's optimizer is kept too when the next level
+    // change projects it, so that a resume from here projects the same state.
+    const bool keep_finished = project_state() && state_.phase < static_cast<int>(phases_.size());
+    if (optimizer_ && (state_.entered || keep_finished)) ckpt.blobs["optimizer"] = optim::save_state(*optimizer_);
     auto rng = at::detail::getDefaultCPUGenerator().get_state();
     ckpt.blobs["rng"] = std::string(static_cast<const char*>(rng.data_ptr()), rng.numel());
     metrics_->sync();

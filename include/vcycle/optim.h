@@ -1,5 +1,6 @@
 // vcycle's optimizers: CAME, LAMB and Adafactor as torch::optim::Optimizer subclasses, the
-// name → optimizer registry the trainer uses, and the optimizer benchmark.
+// name → optimizer registry the trainer uses, the optimizer benchmark, and optimizer state by
+// parameter name with its projection between levels.
 #pragma once
 
 #include "vcycle/optim/adafactor.h"
@@ -8,3 +9,4 @@
 #include "vcycle/optim/fused.h"
 #include "vcycle/optim/lamb.h"
 #include "vcycle/optim/registry.h"
+#include "vcycle/optim/state_projection.h"
