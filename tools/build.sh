@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Configures and builds vcycle (Release) into ./build. Extra arguments go to cmake's configure step.
+# Configures (Release) and builds vcycle into ./build. Arguments are build targets (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" > /dev/null
-cmake --build build --parallel "$(nproc)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build build --parallel "$(nproc)" "${targets[@]}"

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
-tools/build.sh
+tools/build.sh vcycle_cli   # the program only; tools/test.sh builds the tests
 [ -f data/austen/train.bin ] || build/vcycle prepare --corpus austen --out data/austen
 build/vcycle run configs/default.yaml --resume "$@"
