@@ -290,16 +290,17 @@ void came_factored(float* w, const float* g, float* m, float* r, float* c, float
   }
 }
 
-void came_vector(float* w, const float* g, float* m, float* v, int64_t n, const CameStep& h) {
-  const Blocks blk = chunks(n);
+namespace {
+// The unfactored second moment shared by CAME and Adafactor (1-D path):
+// v ← β2·v + (1−β2)·(G² + ε1); returns Σ (G·rsqrt(v))² for the update clipping.
+double vector_second_moment(const float* g, float* v, int64_t n, const Blocks& blk, float beta2, float one_minus2,
+                            float eps1) {
   std::vector<double> partial(blk.count);
-  const float one_minus2 = h.one_minus_beta2;
-  // v ← β2·v + (1−β2)·(G² + ε1);  Σ (G·rsqrt(v))²
   for_each_block(blk.count, n, [&](int64_t bl) {
     const int64_t begin = bl * blk.size, end = std::min(n, begin + blk.size);
     float lane[kLanes] = {};
     for (int64_t i = begin; i < end; ++i) {
-      const float vn = h.beta2 * v[i] + one_minus2 * (g[i] * g[i] + h.eps1);
+      const float vn = beta2 * v[i] + one_minus2 * (g[i] * g[i] + eps1);
       v[i] = vn;
       const float u = g[i] * (1.f / std::sqrt(vn));
       lane[(i - begin) % kLanes] += u * u;
@@ -308,6 +309,13 @@ void came_vector(float* w, const float* g, float* m, float* v, int64_t n, const 
   });
   double square_sum = 0.0;
   for (double p : partial) square_sum += p;
+  return square_sum;
+}
+}  // namespace
+
+void came_vector(float* w, const float* g, float* m, float* v, int64_t n, const CameStep& h) {
+  const Blocks blk = chunks(n);
+  const double square_sum = vector_second_moment(g, v, n, blk, h.beta2, h.one_minus_beta2, h.eps1);
   const float scale = static_cast<float>(1.0 / clip_divisor(square_sum, n, h.clip));
   const float one_minus1 = h.one_minus_beta1;
   // û = u / max(1, RMS(u)/d);  m ← β1·m + (1−β1)·û;  W ← W·(1 − ηλ) − η·m
@@ -348,21 +356,7 @@ void adafactor_factored(float* w, const float* g, float* m, float* r, float* c, 
 
 void adafactor_vector(float* w, const float* g, float* m, float* v, int64_t n, const AdafactorStep& h) {
   const Blocks blk = chunks(n);
-  std::vector<double> partial(blk.count);
-  const float one_minus2 = h.one_minus_beta2;
-  for_each_block(blk.count, n, [&](int64_t bl) {
-    const int64_t begin = bl * blk.size, end = std::min(n, begin + blk.size);
-    float lane[kLanes] = {};
-    for (int64_t i = begin; i < end; ++i) {
-      const float vn = h.beta2 * v[i] + one_minus2 * (g[i] * g[i] + h.eps1);
-      v[i] = vn;
-      const float u = g[i] * (1.f / std::sqrt(vn));
-      lane[(i - begin) % kLanes] += u * u;
-    }
-    partial[bl] = sum_lanes(lane);
-  });
-  double square_sum = 0.0;
-  for (double p : partial) square_sum += p;
+  const double square_sum = vector_second_moment(g, v, n, blk, h.beta2, h.one_minus_beta2, h.eps1);
   const float scale = static_cast<float>(h.alpha / clip_divisor(square_sum, n, h.clip));
   const float one_minus1 = h.one_minus_beta1;
   for_each_block(blk.count, n, [&](int64_t bl) {
