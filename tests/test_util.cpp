@@ -87,6 +87,7 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& watch
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   r.output = read_file(log);
   std::filesystem::remove(log);
   return r;

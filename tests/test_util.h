@@ -36,6 +36,7 @@ namespace vcycle::test {
 struct CliResult {
   int exit_code = -1;   // process exit code, or -1 if killed
   bool killed = false;  // we sent SIGKILL
+  int signal = 0;       // the signal that ended it, if one did (ours or its own)
   std::string output;   // stdout + stderr
 };
 

@@ -10,6 +10,11 @@
 #include <torch/utils.h>
 
 #include "common.h"
+#if VCYCLE_WITH_CUDA
+#include <map>
+
+#include "../cuda/optim_cuda.h"
+#endif
 #include "kernels.h"
 
 namespace vcycle::optim {
@@ -141,6 +146,17 @@ void adafactor_vector_aten(detail::Fp32Param& p, AdafactorParamState& s, const A
 
 }  // namespace
 
+namespace {
+
+// ρ (the relative or given step size) and β2ₜ at step t.
+std::pair<double, double> step_schedule(const AdafactorOptions& o, int64_t step) {
+  const auto t = static_cast<double>(step);
+  const double rho = o.relative_step() ? std::min(o.warmup_init() ? 1e-6 * t : 1e-2, 1.0 / std::sqrt(t)) : o.lr();
+  return {rho, 1.0 - std::pow(t, o.decay_rate())};
+}
+
+}  // namespace
+
 torch::Tensor Adafactor::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   torch::Tensor loss = {};
@@ -151,6 +167,9 @@ torch::Tensor Adafactor::step(LossClosure closure) {
   for (auto& group : param_groups_) {
     const auto& o = static_cast<const AdafactorOptions&>(group.options());
     check_options(o);
+#if VCYCLE_WITH_CUDA
+    std::map<int64_t, detail::CudaBatch> cuda_batches;  // fp32 CUDA parameters by step count (ρ, β2ₜ)
+#endif
     for (auto& param : group.params()) {
       if (!param.grad().defined()) continue;
       detail::check_grad(param, param.grad(), "Adafactor");
@@ -186,14 +205,20 @@ torch::Tensor Adafactor::step(LossClosure closure) {
         detail::to_device_of(*t, param);
       s.step(s.step() + 1);
       if (param.numel() == 0) continue;
+#if VCYCLE_WITH_CUDA
+      if (detail::cuda_kernel_ok({&param, &param.grad()})) {
+        auto& batch = cuda_batches[s.step()];
+        if (factored)
+          batch.add_factored(param, param.grad(), s.exp_avg(), s.exp_avg_sq_row(), s.exp_avg_sq_col());
+        else
+          batch.add_flat(param, param.grad(), s.exp_avg(), s.exp_avg_sq());
+        continue;
+      }
+#endif
 
       detail::Fp32Param p(param, param.grad());
-      const auto t = static_cast<double>(s.step());
-      // ρ, α and β2ₜ
-      const double rho =
-          o.relative_step() ? std::min(o.warmup_init() ? 1e-6 * t : 1e-2, 1.0 / std::sqrt(t)) : o.lr();
+      const auto [rho, beta2] = step_schedule(o, s.step());
       const double eps2 = std::get<1>(o.eps());
-      const double beta2 = 1.0 - std::pow(t, o.decay_rate());
       torch::Tensor alpha;  // 0-dim, on the parameter's device
       if (o.scale_parameter())
         alpha = (p.w.norm() / std::sqrt(static_cast<double>(p.w.numel()))).clamp_min_(eps2).mul_(rho);
@@ -231,6 +256,15 @@ torch::Tensor Adafactor::step(LossClosure closure) {
         p.commit();
       }
     }
+#if VCYCLE_WITH_CUDA
+    for (auto& [step, batch] : cuda_batches) {
+      const auto [rho, beta2] = step_schedule(o, step);
+      batch.adafactor({static_cast<float>(o.beta1()), static_cast<float>(1 - o.beta1()), static_cast<float>(beta2),
+                       static_cast<float>(1 - beta2), static_cast<float>(std::get<0>(o.eps())),
+                       static_cast<float>(std::get<1>(o.eps())), static_cast<float>(o.clip_threshold()),
+                       static_cast<float>(rho), o.scale_parameter() ? 1 : 0, static_cast<float>(o.weight_decay())});
+    }
+#endif
   }
   return loss;
 }

@@ -10,6 +10,9 @@
 
 #include "common.h"
 #include "kernels.h"
+#if VCYCLE_WITH_CUDA
+#include "../cuda/optim_cuda.h"
+#endif
 
 namespace vcycle::optim {
 
@@ -151,6 +154,9 @@ torch::Tensor CAME::step(LossClosure closure) {
     check_options(o);
     const auto [beta1, beta2, beta3] = o.betas();
     const auto [eps1, eps2] = o.eps();
+#if VCYCLE_WITH_CUDA
+    detail::CudaBatch cuda_batch;  // fp32 CUDA parameters of this group, updated in one launch
+#endif
     for (auto& param : group.params()) {
       if (!param.grad().defined()) continue;
       detail::check_grad(param, param.grad(), "CAME");
@@ -185,6 +191,16 @@ torch::Tensor CAME::step(LossClosure closure) {
         detail::to_device_of(*t, param);
       s.step(s.step() + 1);
 
+#if VCYCLE_WITH_CUDA
+      if (detail::cuda_kernel_ok({&param, &param.grad()})) {
+        if (factored)
+          cuda_batch.add_factored(param, param.grad(), s.exp_avg(), s.exp_avg_sq_row(), s.exp_avg_sq_col(),
+                                  s.exp_avg_res_row(), s.exp_avg_res_col());
+        else
+          cuda_batch.add_flat(param, param.grad(), s.exp_avg(), s.exp_avg_sq());
+        continue;
+      }
+#endif
       detail::Fp32Param p(param, param.grad());
       const detail::CameStep h{static_cast<float>(beta1),
                                static_cast<float>(beta2),
@@ -224,6 +240,12 @@ torch::Tensor CAME::step(LossClosure closure) {
         }
       }
     }
+#if VCYCLE_WITH_CUDA
+    cuda_batch.came({static_cast<float>(beta1), static_cast<float>(beta2), static_cast<float>(beta3),
+                     static_cast<float>(1 - beta1), static_cast<float>(1 - beta2), static_cast<float>(1 - beta3),
+                     static_cast<float>(eps1), static_cast<float>(eps2), static_cast<float>(o.clip_threshold()),
+                     static_cast<float>(o.lr()), static_cast<float>(1 - o.lr() * o.weight_decay())});
+#endif
   }
   return loss;
 }

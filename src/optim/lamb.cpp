@@ -9,6 +9,11 @@
 #include <torch/utils.h>
 
 #include "common.h"
+#if VCYCLE_WITH_CUDA
+#include <map>
+
+#include "../cuda/optim_cuda.h"
+#endif
 
 namespace vcycle::optim {
 
@@ -84,6 +89,9 @@ torch::Tensor LAMB::step(LossClosure closure) {
     const auto& o = static_cast<const LAMBOptions&>(group.options());
     check_options(o);
     const auto [beta1, beta2] = o.betas();
+#if VCYCLE_WITH_CUDA
+    std::map<int64_t, detail::CudaBatch> cuda_batches;  // fp32 CUDA parameters by step count (bias correction)
+#endif
     for (auto& param : group.params()) {
       if (!param.grad().defined()) continue;
       detail::check_grad(param, param.grad(), "LAMB");
@@ -103,6 +111,13 @@ torch::Tensor LAMB::step(LossClosure closure) {
       detail::to_device_of(s.exp_avg_sq(), param);
       s.step(s.step() + 1);
       if (param.numel() == 0) continue;
+#if VCYCLE_WITH_CUDA
+      if (detail::cuda_kernel_ok({&param, &param.grad()})) {
+        cuda_batches[s.step()].add_flat(param, param.grad(), s.exp_avg(), s.exp_avg_sq(), o.weight_decay(),
+                                        o.trust_ratio());
+        continue;
+      }
+#endif
 
       detail::Fp32Param p(param, param.grad());
       torch::Tensor& m = s.exp_avg();
@@ -128,6 +143,16 @@ torch::Tensor LAMB::step(LossClosure closure) {
       }
       p.commit();
     }
+#if VCYCLE_WITH_CUDA
+    for (auto& [step, batch] : cuda_batches) {
+      const auto t = static_cast<double>(step);
+      batch.lamb({static_cast<float>(beta1), static_cast<float>(beta2), static_cast<float>(1 - beta1),
+                  static_cast<float>(1 - beta2),
+                  static_cast<float>(o.bias_correction() ? 1 - std::pow(beta1, t) : 1.0),
+                  static_cast<float>(o.bias_correction() ? 1 - std::pow(beta2, t) : 1.0), static_cast<float>(o.eps()),
+                  static_cast<float>(o.lr())});
+    }
+#endif
   }
   return loss;
 }

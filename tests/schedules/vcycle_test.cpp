@@ -1,5 +1,7 @@
 // The V-cycle end to end on a tiny GPT: phases in V order, level shapes, FLOPs that add up, a
 // consistent report, and exact resume after SIGKILL at many points of a 3-level cycle.
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -44,6 +46,25 @@ std::vector<json> rows_of(const std::string& path) {
   std::vector<json> rows;
   for (const auto& line : read_jsonl_lines(path)) rows.push_back(json::parse(line));
   return rows;
+}
+
+// The resumed run `b` ended with the parameters (bitwise) and metrics rows (all but timings) of the
+// uninterrupted run `a`.
+void check_same_run(const std::string& a_dir, const std::string& b_dir) {
+  const Checkpoint a = load_checkpoint(a_dir + "/checkpoint.ckpt");
+  const Checkpoint b = load_checkpoint(b_dir + "/checkpoint.ckpt");
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (const auto& [name, t] : a.tensors) {
+    INFO(name);
+    CHECK(torch::equal(t, b.tensors.at(name)));
+  }
+  auto timeless = [](std::vector<json> rows) {
+    for (auto& r : rows) {
+      for (const char* k : {"wall_s", "eval_wall_s", "tokens_per_s", "phase_wall"}) r.erase(k);
+    }
+    return rows;
+  };
+  CHECK(timeless(rows_of(a_dir + "/metrics.jsonl")) == timeless(rows_of(b_dir + "/metrics.jsonl")));
 }
 
 }  // namespace
@@ -159,18 +180,41 @@ TEST_CASE("a 3-level V-cycle killed at >= 10 points and resumed equals the unint
   INFO(last.output);
   REQUIRE(last.exit_code == 0);
 
-  const Checkpoint a = load_checkpoint(dir.str("a/vcycle/checkpoint.ckpt"));
-  const Checkpoint b = load_checkpoint(dir.str("b/vcycle/checkpoint.ckpt"));
-  REQUIRE(a.tensors.size() == b.tensors.size());
-  for (const auto& [name, t] : a.tensors) {
-    INFO(name);
-    CHECK(torch::equal(t, b.tensors.at(name)));
+  check_same_run(dir.str("a/vcycle"), dir.str("b/vcycle"));
+}
+
+// The worst moment for a kill is half-way through writing a checkpoint. VCYCLE_KILL_DURING_WRITE=N
+// makes the program SIGKILL itself inside its Nth atomic write, so every checkpoint write of the run
+// (and the report's files) gets a kill that certainly lands mid-write.
+TEST_CASE("a V-cycle killed inside checkpoint writes resumes to the uninterrupted result", "[vcycle][resume]") {
+  test::TempDir dir("vkillwrite");
+  test::prepare_fixture_corpus(dir.str("data"));
+  test::write_text(dir.str("a.yaml"), cycle_config(dir.str("data"), dir.str("a"), 2));
+  test::write_text(dir.str("b.yaml"), cycle_config(dir.str("data"), dir.str("b"), 2));
+  const auto full = test::run_cli({"run", dir.str("a.yaml"), "--quiet", "--no-baseline"});
+  INFO(full.output);
+  REQUIRE(full.exit_code == 0);
+
+  // Each resumed process starts its write count at 1, so "kill in write 2" lands in a different
+  // checkpoint every time: the runner writes one at every phase start and every 3 steps.
+  const std::string ckpt = dir.str("b/vcycle/checkpoint.ckpt");
+  int kills = 0;
+  for (int attempt = 0; attempt < 40; ++attempt) {
+    ::setenv("VCYCLE_KILL_DURING_WRITE", "2", 1);
+    const auto r = test::run_cli({"run", dir.str("b.yaml"), "--quiet", "--no-baseline", "--resume"});
+    ::unsetenv("VCYCLE_KILL_DURING_WRITE");
+    INFO(r.output);
+    if (r.exit_code == 0) break;
+    REQUIRE(r.signal == SIGKILL);
+    ++kills;
+    // The half-written temp file is there, and the checkpoint it was replacing is intact.
+    CHECK(std::filesystem::exists(ckpt + ".tmp"));
+    if (std::filesystem::exists(ckpt)) CHECK_NOTHROW(load_checkpoint(ckpt));
   }
-  auto timeless = [](std::vector<json> rows) {
-    for (auto& r : rows) {
-      for (const char* k : {"wall_s", "eval_wall_s", "tokens_per_s", "phase_wall"}) r.erase(k);
-    }
-    return rows;
-  };
-  CHECK(timeless(rows_of(metrics_a)) == timeless(rows_of(metrics_b)));
+  CHECK(kills >= 5);
+  const auto last = test::run_cli({"run", dir.str("b.yaml"), "--quiet", "--no-baseline", "--resume"});
+  INFO(last.output);
+  REQUIRE(last.exit_code == 0);
+
+  check_same_run(dir.str("a/vcycle"), dir.str("b/vcycle"));
 }

@@ -1,4 +1,5 @@
-// Switch for the fused CPU kernels of CAME and Adafactor.
+// Switch for the fused kernels: the CPU kernels of CAME and Adafactor and, in a VCYCLE_WITH_CUDA
+// build, the multi-tensor CUDA kernels of CAME, LAMB and Adafactor.
 //
 // On the CPU, parameters whose fp32 working copy is contiguous take hand-fused loops that read each
 // tensor the fewest times the math allows (CAME: four passes per matrix); all other parameters run
