@@ -28,6 +28,7 @@
 #include "vcycle/metrics.h"
 #include "vcycle/optim/registry.h"
 #include "vcycle/optim/state_projection.h"
+#include "vcycle/precision.h"
 #include "vcycle/runtime.h"
 
 namespace vcycle {
@@ -140,7 +141,7 @@ class CycleRunner {
   CycleRunner(const RunConfig& cfg, const ModelAdapter& adapter, const std::vector<PhaseConfig>& phases, std::string dir,
               const CycleOptions& options)
       : cfg_(cfg), adapter_(adapter), phases_(phases), dir_(std::move(dir)), options_(options),
-        device_(cfg.device), levels_(level_plan(cfg, adapter, phases)) {}
+        device_(cfg.device), precision_(parse_precision(cfg.precision)), levels_(level_plan(cfg, adapter, phases)) {}
 
   CycleResult run() {
     start();
@@ -369,7 +370,11 @@ class CycleRunner {
       Batch batch = batches_->train_batch(state_.global_step, micro_rows, micro, micro_count);
       batch.input = batch.input.to(device_);
       batch.target = batch.target.to(device_);
-      torch::Tensor loss = adapter_.loss(*module_, batch);
+      torch::Tensor loss;
+      {
+        AutocastGuard autocast(precision_, device_);
+        loss = adapter_.loss(*module_, batch);
+      }
       (micro_count == 1 ? loss : loss / static_cast<double>(micro_count)).backward();
       loss_value += loss.item<double>() / static_cast<double>(micro_count);
       step_tokens += batch.tokens;
@@ -432,6 +437,7 @@ class CycleRunner {
     const int64_t n = batches_->valid_batch_count();
     for (int64_t i = 0; i < n; ++i) {
       Batch b = batches_->valid_batch(i);
+      AutocastGuard autocast(precision_, device_);
       sum += adapter_.loss(*module_, Batch{b.input.to(device_), b.target.to(device_), b.tokens}).item<double>();
       tokens += static_cast<double>(b.tokens);
     }
@@ -531,6 +537,7 @@ class CycleRunner {
   std::string dir_;
   CycleOptions options_;
   torch::Device device_;
+  Precision precision_;
   LevelPlan levels_;
 
   RunState state_;

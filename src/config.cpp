@@ -166,6 +166,10 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   if (!(cfg.device == "cpu" || cfg.device == "cuda" || cfg.device.rfind("cuda:", 0) == 0)) {
     r.fail("device", "unknown device '" + cfg.device + "' (valid: cpu, cuda, cuda:N)");
   }
+  cfg.precision = r.get_or<std::string>("precision", "fp32");
+  if (cfg.precision != "fp32" && cfg.precision != "bf16") {
+    r.fail("precision", "unknown precision '" + cfg.precision + "' (valid: fp32, bf16)");
+  }
   cfg.threads = r.get_or<int>("threads", 0);
   if (cfg.threads < 0) r.fail("threads", "must be >= 0 (0 = all cores), got " + std::to_string(cfg.threads));
 
@@ -302,7 +306,8 @@ RunConfig load_config_unchecked(const std::string& path, const std::vector<std::
 std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConfig>& phases) {
   YAML::Emitter out;
   out << YAML::Flow << YAML::BeginMap;
-  out << YAML::Key << "seed" << YAML::Value << cfg.seed << YAML::Key << "device" << YAML::Value << cfg.device;
+  out << YAML::Key << "seed" << YAML::Value << cfg.seed << YAML::Key << "device" << YAML::Value << cfg.device
+      << YAML::Key << "precision" << YAML::Value << cfg.precision;
   out << YAML::Key << "model" << YAML::Value << cfg.model;
   out << YAML::Key << "data" << YAML::Value << YAML::BeginSeq << cfg.data.train << cfg.data.valid << cfg.data.tokenizer
       << cfg.data.batch_size << cfg.data.grad_accum << YAML::EndSeq;

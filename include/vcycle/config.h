@@ -63,6 +63,7 @@ struct RunConfig {
   std::string name;               // run name
   uint64_t seed = 1234;
   std::string device = "cpu";     // cpu, cuda, cuda:N
+  std::string precision = "fp32"; // fp32 | bf16 (autocast forward, fp32 weights and state; precision.h)
   int threads = 0;                // intra-op threads; 0 = all cores
   YAML::Node model;               // the `model:` map; the model family parses it (see model_registry.h)
   std::string model_type;         // model.type
