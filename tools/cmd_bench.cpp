@@ -6,8 +6,10 @@
 #include <iostream>
 
 #include <fmt/format.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
+#include <torch/types.h>
+// after types.h: clip_grad.h does not include what it uses
+#include <torch/nn/utils/clip_grad.h>
 
 #include "commands.h"
 #include "vcycle/errors.h"

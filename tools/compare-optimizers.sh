@@ -4,7 +4,7 @@
 #
 #   tools/compare-optimizers.sh default [OPT...]  # configs/optim-OPT.yaml: 600 steps at batch 16
 #   tools/compare-optimizers.sh large [OPT...]    # configs/large-batch-OPT.yaml: batch 256, same tokens
-#   tools/compare-optimizers.sh sweep OPT LR...   # configs/optim-OPT.yaml for 150 steps at each LR
+#   tools/compare-optimizers.sh sweep OPT LR...   # configs/optim-OPT.yaml at each LR (STEPS=n: shorter)
 #
 # Runs are deterministic (fixed seed, THREADS threads, default 1), so the losses do not depend on what
 # else the machine is doing; wall time does and is not compared here. Results: runs/compare/*.txt.
@@ -40,8 +40,9 @@ case $mode in
     done | tee -a "$out/large.txt" ;;
   sweep)
     opt=${1:?usage: tools/compare-optimizers.sh sweep OPT LR...}; shift
+    steps=(); [[ -n ${STEPS:-} ]] && steps=(baseline.steps="$STEPS")
     for lr in "$@"; do
-      train "sweep-$opt-$lr" "configs/optim-$opt.yaml" baseline.lr="$lr" baseline.steps=150 baseline.warmup=15
+      train "sweep-$opt-$lr${STEPS:+-$STEPS}" "configs/optim-$opt.yaml" baseline.lr="$lr" "${steps[@]}"
     done | tee -a "$out/sweep.txt" ;;
   *) echo "unknown mode '$mode' (default | large | sweep)" >&2; exit 2 ;;
 esac
