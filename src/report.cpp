@@ -91,15 +91,15 @@ json run_json(const RunMetrics& m, const std::optional<CrossingCost>& at_target)
   json phases = json::array();
   for (const auto& p : m.phases) phases.push_back(phase_json(p));
   json r{{"phases", phases},
-              {"total_train_flops", m.last.at("train_flops")},
-              {"operator_flops", m.last.at("op_flops")},
-              {"eval_flops", m.last.at("eval_flops")},
-              {"tokens", m.last.at("tokens")},
-              {"train_wall_s", m.last.at("wall_s")},
-              {"eval_wall_s", m.last.at("eval_wall_s")},
-              {"final_val_loss", m.final_loss},
-              {"flops_to_target", at_target ? json(at_target->flops) : json(nullptr)},
-              {"wall_s_to_target", at_target ? json(at_target->wall) : json(nullptr)}};
+       {"total_train_flops", m.last.at("train_flops")},
+       {"operator_flops", m.last.at("op_flops")},
+       {"eval_flops", m.last.at("eval_flops")},
+       {"tokens", m.last.at("tokens")},
+       {"train_wall_s", m.last.at("wall_s")},
+       {"eval_wall_s", m.last.at("eval_wall_s")},
+       {"final_val_loss", m.final_loss},
+       {"flops_to_target", at_target ? json(at_target->flops) : json(nullptr)},
+       {"wall_s_to_target", at_target ? json(at_target->wall) : json(nullptr)}};
   if (m.final_accuracy) r["final_val_accuracy"] = *m.final_accuracy;
   return r;
 }
