@@ -434,11 +434,14 @@ class CycleRunner {
     module_->eval();
     double sum = 0;
     double tokens = 0;
+    std::map<std::string, double> extra;  // the adapter's extra metrics (ViT: val_accuracy), summed over batches
     const int64_t n = batches_->valid_batch_count();
     for (int64_t i = 0; i < n; ++i) {
       Batch b = batches_->valid_batch(i);
       AutocastGuard autocast(precision_, device_);
-      sum += adapter_.loss(*module_, Batch{b.input.to(device_), b.target.to(device_), b.tokens}).item<double>();
+      std::map<std::string, double> metrics;
+      sum += adapter_.eval_loss(*module_, Batch{b.input.to(device_), b.target.to(device_), b.tokens}, metrics).item<double>();
+      for (const auto& [name, value] : metrics) extra[name] += value;
       tokens += static_cast<double>(b.tokens);
     }
     module_->train();
@@ -451,6 +454,7 @@ class CycleRunner {
                 {"level", state_.model_level},
                 {"step", state_.step},
                 {"val_loss", state_.last_val_loss}};
+    for (const auto& [name, total] : extra) row[name] = total / static_cast<double>(n);
     add_counters(row);
     metrics_->append(row.dump());
   }

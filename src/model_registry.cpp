@@ -75,7 +75,10 @@ FlopShape GPTAdapter::flop_shape(const LevelShape& shape) const {
 // ---------------------------------------------------------------------------- registry
 std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) {
   if (cfg.model_type == "gpt") return std::make_shared<GPTAdapter>(gpt_config_from_yaml(cfg.model, cfg.file));
-  throw ConfigError(yaml_where(cfg.file, cfg.model["type"]), "model.type", "unknown model type '" + cfg.model_type + "' (valid: gpt)");
+  if (cfg.model_type == "bert") return std::make_shared<BertAdapter>(bert_config_from_yaml(cfg.model, cfg.file));
+  if (cfg.model_type == "vit") return std::make_shared<ViTAdapter>(vit_config_from_yaml(cfg.model, cfg.file));
+  throw ConfigError(yaml_where(cfg.file, cfg.model["type"]), "model.type",
+                    "unknown model type '" + cfg.model_type + "' (valid: gpt, bert, vit)");
 }
 
 void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
@@ -85,10 +88,11 @@ void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
   } catch (const InputError& e) {
     throw ConfigError(yaml_where(cfg.file, cfg.model), "data.tokenizer", e.what());
   }
-  if (adapter.vocab_size() < tok->vocab_size()) {
+  if (adapter.reads_token_files() && adapter.vocab_size() < tok->vocab_size()) {
+    // vocab_size() counts the ids the token files may hold (BERT: model.vocab less its [MASK] id).
     throw ConfigError(yaml_where(cfg.file, cfg.model), "model.vocab",
-                      std::to_string(adapter.vocab_size()) + " is smaller than the " + tok->name() +
-                          " tokenizer's vocab " + std::to_string(tok->vocab_size()));
+                      "the model takes token ids below " + std::to_string(adapter.vocab_size()) + ", fewer than the " +
+                          tok->name() + " tokenizer's vocab " + std::to_string(tok->vocab_size()));
   }
   // Every level's shape must divide evenly, and the parameter map must describe the model built at
   // every level: fail now, before anything trains, not at the first coalesce.

@@ -43,6 +43,7 @@ struct RunMetrics {
   std::vector<double> transition_walls;
   json last;                           // the last row (totals)
   double final_loss = NAN;
+  std::optional<double> final_accuracy;  // the last eval row's val_accuracy, for models that report it (ViT)
 };
 
 RunMetrics read_run(const std::string& dir, const std::string& name) {
@@ -62,6 +63,7 @@ RunMetrics read_run(const std::string& dir, const std::string& name) {
         if (!row.at("val_loss").is_number()) continue;
         m.curve.push_back({row.at("train_flops").get<double>(), row.at("wall_s").get<double>(), row.at("val_loss").get<double>()});
         m.final_loss = m.curve.back().loss;
+        if (row.contains("val_accuracy") && row.at("val_accuracy").is_number()) m.final_accuracy = row.at("val_accuracy").get<double>();
       } else if (type == "phase_end") {
         m.phases.push_back(row);
       } else if (type == "transition") {
@@ -88,16 +90,18 @@ json phase_json(const json& p) {
 json run_json(const RunMetrics& m, const std::optional<CrossingCost>& at_target) {
   json phases = json::array();
   for (const auto& p : m.phases) phases.push_back(phase_json(p));
-  return json{{"phases", phases},
-              {"total_train_flops", m.last.at("train_flops")},
-              {"operator_flops", m.last.at("op_flops")},
-              {"eval_flops", m.last.at("eval_flops")},
-              {"tokens", m.last.at("tokens")},
-              {"train_wall_s", m.last.at("wall_s")},
-              {"eval_wall_s", m.last.at("eval_wall_s")},
-              {"final_val_loss", m.final_loss},
-              {"flops_to_target", at_target ? json(at_target->flops) : json(nullptr)},
-              {"wall_s_to_target", at_target ? json(at_target->wall) : json(nullptr)}};
+  json r{{"phases", phases},
+       {"total_train_flops", m.last.at("train_flops")},
+       {"operator_flops", m.last.at("op_flops")},
+       {"eval_flops", m.last.at("eval_flops")},
+       {"tokens", m.last.at("tokens")},
+       {"train_wall_s", m.last.at("wall_s")},
+       {"eval_wall_s", m.last.at("eval_wall_s")},
+       {"final_val_loss", m.final_loss},
+       {"flops_to_target", at_target ? json(at_target->flops) : json(nullptr)},
+       {"wall_s_to_target", at_target ? json(at_target->wall) : json(nullptr)}};
+  if (m.final_accuracy) r["final_val_accuracy"] = *m.final_accuracy;
+  return r;
 }
 
 std::string pct(const std::optional<double>& x) { return x ? fmt::format("{:.1f}%", 100.0 * *x) : "n/a"; }
@@ -123,6 +127,11 @@ std::string markdown(const json& r) {
     md << "**The V-cycle never reached L*: no saving is claimed.**\n\n";
   }
   md << fmt::format("Final-loss difference (vcycle − baseline): {:+.4f}\n\n", r["final_loss_difference"].get<double>());
+  if (r["baseline"].contains("final_val_accuracy") && r["vcycle"].contains("final_val_accuracy")) {
+    md << fmt::format("Final validation accuracy: baseline {:.2f}%, vcycle {:.2f}%\n\n",
+                      100.0 * r["baseline"]["final_val_accuracy"].get<double>(),
+                      100.0 * r["vcycle"]["final_val_accuracy"].get<double>());
+  }
   md << "| run | phase | level | shape | params | steps | optimizer | tokens | FLOPs | s | val loss |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const char* name : {"baseline", "vcycle"}) {

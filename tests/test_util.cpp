@@ -34,6 +34,33 @@ void prepare_fixture_corpus(const std::string& dir) {
   prepare_text(source_path("tests/fixtures/corpus.txt"), dir, tok, opt);
 }
 
+void write_idx(const std::string& path, const std::vector<int64_t>& dims, const std::vector<uint8_t>& data) {
+  std::string bytes = {0, 0, 0x08, static_cast<char>(dims.size())};
+  for (int64_t d : dims) {
+    for (int shift : {24, 16, 8, 0}) bytes.push_back(static_cast<char>((static_cast<uint32_t>(d) >> shift) & 0xff));
+  }
+  bytes.append(reinterpret_cast<const char*>(data.data()), data.size());
+  write_text(path, bytes);
+}
+
+std::string write_tiny_image_set(const std::string& dir, int64_t train, int64_t valid, int64_t size, int64_t classes) {
+  std::mt19937 rng(99);
+  for (auto [prefix, n] : {std::pair<std::string, int64_t>{"train", train}, {"t10k", valid}}) {
+    std::vector<uint8_t> images(static_cast<size_t>(n * size * size)), labels(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t label = static_cast<int64_t>(rng() % static_cast<uint32_t>(classes));
+      labels[i] = static_cast<uint8_t>(label);
+      for (int64_t y = 0; y < size; ++y) {
+        const bool bright = y * classes / size == label;
+        for (int64_t x = 0; x < size; ++x) images[(i * size + y) * size + x] = static_cast<uint8_t>((bright ? 160 : 20) + rng() % 64);
+      }
+    }
+    write_idx(dir + "/" + prefix + "-images-idx3-ubyte", {n, size, size}, images);
+    write_idx(dir + "/" + prefix + "-labels-idx1-ubyte", {n}, labels);
+  }
+  return dir + "/train-images-idx3-ubyte";
+}
+
 }  // namespace vcycle::test
 
 #include <signal.h>

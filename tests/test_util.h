@@ -1,6 +1,7 @@
 // Helpers shared by tests: temporary directories, tiny prepared corpora, config text.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -25,6 +26,15 @@ void write_text(const std::string& path, const std::string& text);
 // Prepares a small real-English corpus (the README's first chapters, from the repo's tests/fixtures)
 // into `dir` (train.bin / valid.bin) with the byte tokenizer.
 void prepare_fixture_corpus(const std::string& dir);
+
+// Writes an uncompressed IDX file of unsigned bytes (magic 0x00 0x00 0x08 n, big-endian sizes, data).
+void write_idx(const std::string& path, const std::vector<int64_t>& dims, const std::vector<uint8_t>& data);
+
+// A tiny MNIST-like image set in `dir`: {train,t10k}-{images-idx3,labels-idx1}-ubyte with `train` and
+// `valid` grey images of size × size and labels in [0, classes), learnable (the label says which
+// horizontal band of the image is bright). Returns the train images path; the valid one is
+// `dir/t10k-images-idx3-ubyte`.
+std::string write_tiny_image_set(const std::string& dir, int64_t train, int64_t valid, int64_t size, int64_t classes);
 
 // Path of the repository's file `rel` (tests read fixtures from the source tree).
 std::string source_path(const std::string& rel);

@@ -8,7 +8,8 @@
 //                          which block (see param_map.h). The map is level-independent.
 //   3. loss(module, b)   — the scalar training loss of a batch.
 //   4. flop_shape(shape) — the numbers the FLOP formula needs (flops.h).
-// and optionally batches (default: next-token batches from the run's token files).
+// and optionally batches (default: next-token batches from the run's token files) and extra
+// validation metrics (eval_loss; default: none).
 //
 // Contract: build() returns a fresh module on the CPU, initialised from the global torch RNG (seeded
 // by the runner at the start of a run; the runner moves the module to the run's device). Every
@@ -26,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -73,6 +75,16 @@ class ModelAdapter {
   virtual std::unique_ptr<BatchSource> batches(const RunConfig& cfg) const;
   virtual int64_t context() const = 0;     // tokens per training sequence
   virtual int64_t vocab_size() const = 0;  // token ids must be below this
+  // Whether batches() reads the run's token files (data.tokenizer, vocab_size() checked against the
+  // tokenizer). False for a model with its own data (ViT reads image files).
+  virtual bool reads_token_files() const { return true; }
+  // The loss of a validation batch, plus optional extra metrics of it in `metrics` (name -> value for
+  // this batch, e.g. "val_accuracy"); the runner averages each over the validation batches and writes
+  // it into the eval row next to val_loss. Default: loss(), no extra metrics.
+  virtual torch::Tensor eval_loss(torch::nn::Module& module, const Batch& batch,
+                                  std::map<std::string, double>& metrics) const {
+    return loss(module, batch);
+  }
 };
 
 }  // namespace vcycle

@@ -4,16 +4,19 @@
 #include <memory>
 #include <string>
 
+#include "vcycle/bert_adapter.h"
 #include "vcycle/config.h"
 #include "vcycle/model/gpt.h"
 #include "vcycle/model_adapter.h"
+#include "vcycle/vit_adapter.h"
 
 namespace vcycle {
 
-// The adapter for `cfg.model` ("gpt"). ConfigError naming the key on a bad model section.
+// The adapter for `cfg.model` (model.type: gpt | bert | vit). ConfigError naming the key on a bad model section.
 std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg);
 
-// Checks a model against its run config: the model's vocab covers the tokenizer's, and every level
+// Checks a model against its run config: the model's vocab covers the tokenizer's (for models that
+// read the token files), and every level
 // of the configured V-cycle divides evenly. ConfigError naming the key.
 void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter);
 

@@ -8,6 +8,8 @@
 // The cost to reach L* is read off each run's eval curve by linear interpolation between the first
 // eval point at or below L* and the one before it. A run that never reaches L* gets `null` and no
 // saving is claimed for it.
+// Models that report validation accuracy (eval rows with `val_accuracy`, e.g. ViT) get each run's final
+// accuracy in report.json (`final_val_accuracy`) and a line in report.md.
 #pragma once
 
 #include <optional>

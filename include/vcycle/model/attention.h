@@ -1,0 +1,32 @@
+// Bidirectional (unmasked) multi-head self-attention, shared by the encoder models (BERT, ViT).
+//
+// Parameter names, as the encoders' parameter maps expect them:
+//   qkv.{weight (3·H·h, d), bias (3·H·h)}   — chunks q, k, v in that order
+//   proj.{weight (d, H·h), bias (d)}
+// Every query attends to every position, so the scores are the full T × T product the FLOP formula
+// (flops.h) counts.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/nn/cloneable.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+namespace vcycle {
+
+struct SelfAttentionImpl : torch::nn::Cloneable<SelfAttentionImpl> {
+  SelfAttentionImpl(int64_t hidden, int64_t heads, int64_t head_size);
+  void reset() override;
+  // x: (B, T, d) -> (B, T, d).
+  torch::Tensor forward(const torch::Tensor& x);
+
+  int64_t hidden, heads, head_size;
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(SelfAttention);
+
+// softmax(q·kᵀ / sqrt(h))·v over (B, H, T, h) tensors, no mask. Fused SDPA on LibTorch 2.x.
+torch::Tensor attention_unmasked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+
+}  // namespace vcycle
