@@ -326,3 +326,31 @@ TEST_CASE("dist: 2 processes over Gloo equal 1 process with the same global batc
     check_same_params(dir.str("one/vcycle/checkpoint.ckpt"), dir.str("mixed/vcycle/checkpoint.ckpt"));
   }
 }
+
+TEST_CASE("dist: a worker that stops answering makes the other fail after distributed.timeout_s", "[dist][cli]") {
+  test::TempDir dir("disthang");
+  test::prepare_fixture_corpus(dir.str("data"));
+  test::write_text(dir.str("c.yaml"), dist_config(dir.str("data"), dir.str("out")));
+  const int port = free_port();
+  const std::vector<std::string> args{"run", dir.str("c.yaml"), "--quiet", "--no-baseline"};
+  const pid_t r0 = spawn_worker(0, 2, port, args, dir.str("rank0.log"));
+  const pid_t r1 = spawn_worker(1, 2, port, args, dir.str("rank1.log"));
+  const std::string metrics = dir.str("out/vcycle/metrics.jsonl");
+  const auto t0 = Clock::now();
+  while (test::count_lines(metrics) < 8 && std::chrono::duration<double>(Clock::now() - t0).count() < 120) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(test::count_lines(metrics) >= 8);
+  ::kill(r1, SIGSTOP);  // alive but silent: no connection reset, only the timeout can tell
+  const auto [code, seconds] = wait_for(r0, 5 + 25);
+  ::kill(r1, SIGKILL);
+  ::kill(r1, SIGCONT);
+  int status = 0;
+  ::waitpid(r1, &status, 0);
+  const std::string out = read_file(dir.str("rank0.log"));
+  INFO(out);
+  CHECK(code == 3);
+  CHECK(seconds >= 4.0);  // the configured 5 s, not an early give-up
+  CHECK(seconds < 5 + 25);
+  CHECK_THAT(out, Catch::Contains("rank 0 of 2") && Catch::Contains("Timed out") && Catch::Contains("--resume"));
+}
