@@ -2,9 +2,13 @@
 // 2 processes give the parameters of one process with the same global batch; a killed worker makes
 // the survivor fail fast with a message naming its rank and the operation; --resume finishes the run.
 //
-// Tolerance: 1e-5 relative (norm of the difference over the norm, per tensor). The ranks add the
-// same per-row gradients in another order (two partial sums + an all-reduce instead of one sum),
-// so fp32 rounding differs at ~1e-7 per step; over ~25 AdamW steps that stays well below 1e-5.
+// Tolerance: 1e-5 relative over all parameters (‖θ₂ − θ₁‖ / ‖θ₁‖), and per tensor
+// ‖Δ‖ ≤ 1e-5·max(‖θ‖, 1). The ranks add the same per-row gradients in another order (partial sums +
+// an all-reduce instead of one sum), so fp32 rounding differs at ~1e-7 per step; measured: 2e-7
+// overall, ~1e-7 for every tensor but one. The exception is the attention's key bias (the middle
+// third of qkv.bias): softmax is invariant to it, so its gradient is mathematically zero and in
+// practice roundoff noise, which AdamW normalises into lr-sized steps — it stays at norm ~1e-6 in
+// both runs, with noise-sized differences (~2e-6 absolute), hence the floor of 1 on the norm.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +17,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -66,17 +71,20 @@ void check_same_params(const std::string& a_ckpt, const std::string& b_ckpt) {
   const TensorMap a = model_of(a_ckpt), b = model_of(b_ckpt);
   REQUIRE(a.size() == b.size());
   REQUIRE(!a.empty());
-  double worst = 0;
+  double diff2 = 0, norm2 = 0;
   for (const auto& [name, t] : a) {
     INFO(name);
     REQUIRE(b.count(name) == 1);
     const auto& u = b.at(name);
     REQUIRE(t.sizes() == u.sizes());
-    const double rel = (t - u).norm().item<double>() / std::max(1e-30, u.norm().item<double>());
-    worst = std::max(worst, rel);
-    CHECK(rel <= 1e-5);
+    const double diff = (t - u).norm().item<double>(), norm = t.norm().item<double>();
+    CHECK(diff <= 1e-5 * std::max(norm, 1.0));
+    diff2 += diff * diff;
+    norm2 += norm * norm;
   }
-  WARN("largest relative parameter difference " << worst);
+  const double rel = std::sqrt(diff2 / norm2);
+  INFO("relative parameter difference " << rel);
+  CHECK(rel <= 1e-5);
 }
 
 json last_eval(const std::string& metrics) {
@@ -195,6 +203,7 @@ TEST_CASE("dist: distributed config keys are validated and named in errors", "[d
   CHECK_THAT(error_of("distributed: { bucket_mb: 0 }", true), Catch::Contains("distributed.bucket_mb"));
   CHECK_THAT(error_of("distributed: { timout_s: 3 }", true), Catch::Contains("distributed") && Catch::Contains("timout_s"));
   // The section does not enter the fingerprint: a run may resume with other distributed settings.
+  test::write_text(path, dist_config(dir.str("data"), dir.str("out")));
   CHECK(config_fingerprint(load_config(path, {"distributed.timeout_s=9"}), cfg.phases) ==
         config_fingerprint(cfg, cfg.phases));
 }
