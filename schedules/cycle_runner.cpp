@@ -22,7 +22,9 @@
 #include <torch/nn/utils/clip_grad.h>
 
 #include "vcycle/checkpoint.h"
+#include "vcycle/distributed.h"
 #include "vcycle/errors.h"
+#include "vcycle/file_util.h"
 #include "vcycle/level_transition.h"
 #include "vcycle/lr_schedule.h"
 #include "vcycle/metrics.h"
@@ -135,13 +137,41 @@ std::string human_duration(double s) {
   return fmt::format("{}s", t);
 }
 
+// One rank's part of a step's global batch (data-parallel runs; the whole batch for one process).
+// The global batch is micro_count micro-batches of micro_rows rows, in order: rows
+// [m·micro_rows, (m+1)·micro_rows) are micro-batch m. Rank r of W takes the contiguous rows
+// [r·G/W, (r+1)·G/W) of the G = micro_count·micro_rows rows, as pieces that never cross a micro-batch
+// (so a piece holds at most micro_rows rows: the memory of one micro-batch).
+struct BatchPiece {
+  int64_t micro;  // which micro-batch
+  int64_t lo, hi; // rows [lo, hi) of it
+};
+
+std::vector<BatchPiece> batch_pieces(int64_t micro_count, int64_t micro_rows, int rank, int world) {
+  const int64_t share = micro_count * micro_rows / world;
+  const int64_t first = rank * share, last = first + share;
+  std::vector<BatchPiece> out;
+  for (int64_t m = first / micro_rows; m < micro_count && m * micro_rows < last; ++m) {
+    out.push_back({m, std::max(first, m * micro_rows) - m * micro_rows, std::min(last, (m + 1) * micro_rows) - m * micro_rows});
+  }
+  return out;
+}
+
+Batch slice_rows(const Batch& b, int64_t lo, int64_t hi, int64_t rows) {
+  return Batch{b.input.narrow(0, lo, hi - lo), b.target.narrow(0, lo, hi - lo), b.tokens * (hi - lo) / rows};
+}
+
 // ---------------------------------------------------------------------------- the runner
 class CycleRunner {
  public:
   CycleRunner(const RunConfig& cfg, const ModelAdapter& adapter, const std::vector<PhaseConfig>& phases, std::string dir,
               const CycleOptions& options)
       : cfg_(cfg), adapter_(adapter), phases_(phases), dir_(std::move(dir)), options_(options),
-        device_(cfg.device), precision_(parse_precision(cfg.precision)), levels_(level_plan(cfg, adapter, phases)) {}
+        dist_(options.dist != nullptr ? *options.dist : single_process_),
+        device_(dist_.device_for(cfg.device)), precision_(parse_precision(cfg.precision)),
+        levels_(level_plan(cfg, adapter, phases)) {
+    if (!dist_.is_main()) options_.quiet = true;  // rank 0 speaks for the run
+  }
 
   CycleResult run() {
     start();
@@ -163,29 +193,80 @@ class CycleRunner {
 
  private:
   // -------------------------------------------------------------------------- start / resume
+  // Only rank 0 looks at the output directory: it decides between a fresh start and a resume and
+  // sends the checkpoint's bytes to the other ranks, so all ranks resume from the same one (and
+  // the output directory need not be shared between machines).
   void start() {
     const std::string ckpt_path = (fs::path(dir_) / kCheckpointName).string();
     const std::string fingerprint = config_fingerprint(cfg_, phases_);
-    if (fs::exists(ckpt_path) && !options_.resume) {
-      throw InputError(dir_ + " already holds a run; pass --resume to continue it, or delete the directory to start over");
+    check_batch_split();
+    enum : int64_t { kFresh = 0, kResume = 1, kRefused = 2 };
+    int64_t decision = kFresh;
+    std::string ckpt_bytes;
+    if (dist_.is_main()) {
+      try {
+        if (fs::exists(ckpt_path) && !options_.resume) {
+          throw InputError(dir_ + " already holds a run; pass --resume to continue it, or delete the directory to start over");
+        }
+        batches_ = adapter_.batches(cfg_);  // validates the data files before anything is written
+        fs::create_directories(dir_);
+        if (fs::exists(ckpt_path)) {
+          ckpt_bytes = read_file(ckpt_path);
+          decision = kResume;
+        }
+      } catch (...) {
+        dist_.broadcast_int(kRefused, "the start decision");
+        throw;
+      }
     }
-    batches_ = adapter_.batches(cfg_);  // validates the data files before anything is written
-    fs::create_directories(dir_);
-    if (fs::exists(ckpt_path)) {
-      restore(ckpt_path, fingerprint);
+    decision = dist_.broadcast_int(decision, "the start decision");
+    if (decision == kRefused) {
+      throw InputError(fmt::format("rank {}: rank 0 could not start the run in {} (its message says why)", dist_.rank(), dir_));
+    }
+    if (!dist_.is_main()) batches_ = adapter_.batches(cfg_);
+    if (decision == kResume) {
+      ckpt_bytes = dist_.broadcast_bytes(ckpt_bytes, "the checkpoint");
+      restore(checkpoint_from_bytes(ckpt_bytes, ckpt_path), ckpt_path, fingerprint);
+      dist_.check_same(state_.global_step, "the resumed global step");
       return;
     }
     state_.fingerprint = fingerprint;
-    metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), 0);
+    if (dist_.is_main()) metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), 0);
     torch::manual_seed(cfg_.seed);
     module_ = adapter_.build(levels_.shape(1));
     module_->to(device_);
+    sync_module("the initial parameters");
     state_.model_level = 1;
     evaluate();  // the curve starts at the initial loss
   }
 
-  void restore(const std::string& path, const std::string& fingerprint) {
-    Checkpoint ckpt = load_checkpoint(path);
+  // Data-parallel runs split each step's global batch (batch_size × grad_accum rows) evenly over the ranks.
+  void check_batch_split() const {
+    if (!dist_.distributed()) return;
+    for (size_t i = 0; i < phases_.size(); ++i) {
+      const int64_t rows = cfg_.batch_size_of(phases_[i]) * cfg_.grad_accum_of(phases_[i]);
+      if (rows % dist_.world() != 0) {
+        throw InputError(fmt::format("{}: phase {} (level {}): its global batch of batch_size × grad_accum = {} rows "
+                                     "does not split evenly over {} ranks; change data.batch_size / grad_accum or the "
+                                     "number of processes",
+                                     cfg_.file, i + 1, phases_[i].level, rows, dist_.world()));
+      }
+    }
+  }
+
+  // Rank 0's parameters and buffers on every rank (a no-op for one process).
+  void sync_module(const std::string& what) {
+    if (!dist_.distributed()) return;
+    std::vector<torch::Tensor> tensors;
+    for (auto& [name, t] : module_tensors(*module_)) tensors.push_back(t);
+    dist_.broadcast(tensors, what);
+  }
+
+  void emit(const json& row) {
+    if (metrics_) metrics_->append(row.dump());
+  }
+
+  void restore(const Checkpoint& ckpt, const std::string& path, const std::string& fingerprint) {
     try {
       from_json(json::parse(ckpt.meta_json), state_);
     } catch (const json::exception& e) {
@@ -196,7 +277,9 @@ class CycleRunner {
                        ", now " + fingerprint + "); restore the original config or start a new output directory");
     }
     resumed_ = true;
-    metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), state_.metrics_offset);
+    if (dist_.is_main()) {
+      metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), state_.metrics_offset);
+    }
     module_ = adapter_.build(levels_.shape(state_.model_level));
     load_module_tensors(*module_, prefixed(ckpt.tensors, "model/"), path);
     module_->to(device_);
@@ -270,11 +353,14 @@ class CycleRunner {
       module_ = adapter_.build(levels_.shape(phase.level));
       load_module_tensors(*module_, moved.tensors, "level " + std::to_string(phase.level) + " tensors");
       module_->to(device_);
+      // The operators ran on every rank from identical inputs; rank 0's result is broadcast anyway
+      // so that identical parameters are guaranteed, not assumed.
+      sync_module("the parameters after " + moved.op);
       make_optimizer(phase);
       if (carried) optim::import_optimizer_state(*optimizer_, optim::named_parameters(*module_), *carried);
       const int from = state_.model_level;
       state_.model_level = phase.level;
-      state_.op_flops += moved.flops;
+      state_.op_flops += moved.flops * dist_.world();  // every rank ran the operators
       state_.train_wall += seconds_since(t0);
       json row = {{"type", "transition"},      {"phase", state_.phase},
                   {"from_level", from},        {"to_level", phase.level},
@@ -284,7 +370,7 @@ class CycleRunner {
                   {"optimizer_state", carried ? "project" : "reset"},
                   {"optimizer_state_bytes", optim::state_bytes(*optimizer_)}};
       add_counters(row);
-      metrics_->append(row.dump());
+      emit(row);
       log(fmt::format("{} level {} -> {} ({}), {} params, optimizer state {}", moved.op, from, phase.level,
                       levels_.shape(phase.level).to_string(), human_count(param_count(*module_)),
                       carried ? "projected" : "reset"));
@@ -343,7 +429,7 @@ class CycleRunner {
                 {"phase_wall", state_.train_wall - state_.phase_wall0},
                 {"val_loss", state_.last_val_loss}};
     add_counters(row);
-    metrics_->append(row.dump());
+    emit(row);
     // Record the position a resume starts from: the next phase, not yet entered. The loop's
     // ++phase follows, so undo the increment after the checkpoint.
     state_.step = 0;
@@ -361,13 +447,17 @@ class CycleRunner {
     optim::set_learning_rate(*optimizer_, lr);
     // Gradient accumulation: n equal micro-batches, each loss scaled by 1/n, give the gradient of
     // the mean loss over the whole step's batch. Checkpoints are taken at step boundaries only.
+    // Data-parallel: this rank back-propagates its rows of the same global batch, each piece's loss
+    // scaled by its share of that batch, and the all-reduced sum is the global batch's gradient.
     const int64_t micro_count = cfg_.grad_accum_of(phase);
     const int64_t micro_rows = cfg_.batch_size_of(phase);
     optimizer_->zero_grad();
     double loss_value = 0;
-    int64_t step_tokens = 0;
-    for (int64_t micro = 0; micro < micro_count; ++micro) {
-      Batch batch = batches_->train_batch(state_.global_step, micro_rows, micro, micro_count);
+    double step_tokens = 0;
+    for (const BatchPiece& piece : batch_pieces(micro_count, micro_rows, dist_.rank(), dist_.world())) {
+      Batch batch = batches_->train_batch(state_.global_step, micro_rows, piece.micro, micro_count);
+      const int64_t rows = piece.hi - piece.lo;
+      if (rows != micro_rows) batch = slice_rows(batch, piece.lo, piece.hi, micro_rows);
       batch.input = batch.input.to(device_);
       batch.target = batch.target.to(device_);
       torch::Tensor loss;
@@ -375,9 +465,23 @@ class CycleRunner {
         AutocastGuard autocast(precision_, device_);
         loss = adapter_.loss(*module_, batch);
       }
-      (micro_count == 1 ? loss : loss / static_cast<double>(micro_count)).backward();
-      loss_value += loss.item<double>() / static_cast<double>(micro_count);
-      step_tokens += batch.tokens;
+      torch::Tensor scaled = rows == micro_rows ? loss : loss * (static_cast<double>(rows) / static_cast<double>(micro_rows));
+      (micro_count == 1 ? scaled : scaled / static_cast<double>(micro_count)).backward();
+      loss_value += loss.item<double>() * (static_cast<double>(rows) / static_cast<double>(micro_rows)) /
+                    static_cast<double>(micro_count);
+      step_tokens += static_cast<double>(batch.tokens);
+    }
+    if (dist_.distributed()) {
+      std::vector<torch::Tensor> grads;
+      for (auto& p : params_) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
+      }
+      const std::string where = fmt::format("(phase {} step {})", state_.phase + 1, state_.step + 1);
+      dist_.all_reduce_sum(grads, "gradients " + where, cfg_.distributed.bucket_mb * 1024 * 1024);
+      const auto sums = dist_.all_reduce_sum(std::vector<double>{loss_value, step_tokens}, "the loss " + where);
+      loss_value = sums[0];
+      step_tokens = sums[1];
     }
     const double max_norm = cfg_.train.max_grad_norm > 0 ? cfg_.train.max_grad_norm : std::numeric_limits<double>::infinity();
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
@@ -399,14 +503,14 @@ class CycleRunner {
                       loss_value, grad_norm));
     }
 
-    const double step_flops = static_cast<double>(step_tokens) * train_flops_per_token(levels_.flops(state_.model_level));
+    const double step_flops = step_tokens * train_flops_per_token(levels_.flops(state_.model_level));
     ++state_.step;
     ++state_.global_step;
-    state_.tokens += static_cast<double>(step_tokens);
+    state_.tokens += step_tokens;
     state_.train_flops += step_flops;
     const double dt = seconds_since(t0);
     state_.train_wall += dt;
-    recent_tokens_ += static_cast<double>(step_tokens);
+    recent_tokens_ += step_tokens;
     recent_flops_ += step_flops;
     recent_wall_ += dt;
 
@@ -419,7 +523,7 @@ class CycleRunner {
                   {"tokens_per_s", tok_s}};
       row["train_loss"] = std::isfinite(train_loss) ? json(train_loss) : json(nullptr);
       add_counters(row);
-      metrics_->append(row.dump());
+      emit(row);
       progress(phase, train_loss, lr, tok_s);
       state_.loss_sum = 0;
       state_.loss_count = 0;
@@ -436,7 +540,7 @@ class CycleRunner {
     double tokens = 0;
     std::map<std::string, double> extra;  // the adapter's extra metrics (ViT: val_accuracy), summed over batches
     const int64_t n = batches_->valid_batch_count();
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = dist_.rank(); i < n; i += dist_.world()) {  // data-parallel: every world-th batch
       Batch b = batches_->valid_batch(i);
       AutocastGuard autocast(precision_, device_);
       std::map<std::string, double> metrics;
@@ -445,6 +549,12 @@ class CycleRunner {
       tokens += static_cast<double>(b.tokens);
     }
     module_->train();
+    if (dist_.distributed()) {
+      const auto sums = dist_.all_reduce_sum(std::vector<double>{sum, tokens},
+                                             fmt::format("the evaluation loss (phase {} step {})", state_.phase + 1, state_.step));
+      sum = sums[0];
+      tokens = sums[1];
+    }
     state_.last_val_loss = sum / static_cast<double>(n);
     state_.last_eval_step = state_.step;
     state_.eval_flops += tokens * forward_flops_per_token(levels_.flops(state_.model_level));
@@ -456,7 +566,7 @@ class CycleRunner {
                 {"val_loss", state_.last_val_loss}};
     for (const auto& [name, total] : extra) row[name] = total / static_cast<double>(n);
     add_counters(row);
-    metrics_->append(row.dump());
+    emit(row);
   }
 
   void add_counters(json& row) const {
@@ -479,6 +589,7 @@ class CycleRunner {
       }
       ckpt.tensors["model/" + name] = t;
     }
+    if (!dist_.is_main()) return;  // rank 0 writes the run's checkpoints
     for (const auto& [level, tensors] : theta_pre_) {
       for (const auto& [name, t] : tensors) ckpt.tensors["pre" + std::to_string(level) + "/" + name] = t;
     }
@@ -521,8 +632,10 @@ class CycleRunner {
     std::cerr << line << "\n" << std::flush;
   }
 
-  // Printed even with --quiet: the user must know.
-  void warn(const std::string& msg) const { std::cerr << "[" << options_.label << "] warning: " << msg << "\n"; }
+  // Printed even with --quiet: the user must know (once, by rank 0).
+  void warn(const std::string& msg) const {
+    if (dist_.is_main()) std::cerr << "[" << options_.label << "] warning: " << msg << "\n";
+  }
 
   void log(const std::string& msg) const {
     if (!options_.quiet) std::cerr << "[" << options_.label << "] " << msg << "\n";
@@ -540,6 +653,8 @@ class CycleRunner {
   std::vector<PhaseConfig> phases_;
   std::string dir_;
   CycleOptions options_;
+  static inline const DistContext single_process_{};
+  const DistContext& dist_;
   torch::Device device_;
   Precision precision_;
   LevelPlan levels_;

@@ -14,17 +14,25 @@ namespace fs = std::filesystem;
 std::optional<ReportSummary> run_experiment(const RunConfig& cfg, const ModelAdapter& adapter,
                                             const ExperimentOptions& options) {
   if (cfg.phases.empty()) throw ConfigError(cfg.file, "phases", "missing: an experiment needs the V-cycle phases");
+  static const DistContext single_process;
+  const DistContext& dist = options.dist != nullptr ? *options.dist : single_process;
+  const bool quiet = options.quiet || !dist.is_main();
   if (cfg.baseline && !options.no_baseline) {
     const std::string dir = (fs::path(cfg.output) / "baseline").string();
-    if (cycle_finished(dir, config_fingerprint(cfg, cfg.baseline_phases()))) {
-      if (!options.quiet) std::cerr << "[baseline] finished run with the same config found in " << dir << ", reusing it\n";
+    // Rank 0 decides (only it reads the output directory) and tells the others.
+    const bool finished = dist.broadcast_int(
+        dist.is_main() && cycle_finished(dir, config_fingerprint(cfg, cfg.baseline_phases())) ? 1 : 0,
+        "whether the baseline is finished");
+    if (finished) {
+      if (!quiet) std::cerr << "[baseline] finished run with the same config found in " << dir << ", reusing it\n";
     } else {
       // The baseline is deterministic, so an unfinished one is always continued.
-      run_cycle(cfg, adapter, cfg.baseline_phases(), dir, CycleOptions{true, "baseline", options.quiet});
+      run_cycle(cfg, adapter, cfg.baseline_phases(), dir, CycleOptions{true, "baseline", options.quiet, options.dist});
     }
   }
   run_cycle(cfg, adapter, cfg.phases, (fs::path(cfg.output) / "vcycle").string(),
-            CycleOptions{options.resume, "vcycle", options.quiet});
+            CycleOptions{options.resume, "vcycle", options.quiet, options.dist});
+  if (!dist.is_main()) return std::nullopt;  // rank 0 writes the report
   if (!fs::exists(fs::path(cfg.output) / "baseline" / "metrics.jsonl")) {
     std::cerr << "no baseline in " << cfg.output << ": report skipped (run without --no-baseline to get one)\n";
     return std::nullopt;

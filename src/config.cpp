@@ -266,6 +266,20 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
     cfg.train.on_nonfinite = one_of(t, "on_nonfinite", "stop", {"stop", "skip_step"});
     t.finish();
   }
+  {
+    YamlReader d(r.node("distributed"), file, "distributed");
+    if (d.has("backend")) cfg.distributed.backend = one_of(d, "backend", "gloo", {"gloo", "nccl"});
+    if (cfg.distributed.backend == "nccl" && cfg.device == "cpu") {
+      d.fail("backend", "nccl needs device: cuda (use gloo on cpu)");
+    }
+    cfg.distributed.timeout_s = d.get_or<double>("timeout_s", 60);
+    if (!(cfg.distributed.timeout_s > 0) || cfg.distributed.timeout_s > 86400) {
+      d.fail("timeout_s", "must be in (0, 86400] seconds, got " + std::to_string(cfg.distributed.timeout_s));
+    }
+    cfg.distributed.bucket_mb = d.get_or<int64_t>("bucket_mb", 25);
+    if (cfg.distributed.bucket_mb <= 0) d.fail("bucket_mb", "must be > 0, got " + std::to_string(cfg.distributed.bucket_mb));
+    d.finish();
+  }
   cfg.output = r.get_or<std::string>("output", "runs/" + cfg.name);
   if (cfg.output.empty()) r.fail("output", "must not be empty");
   r.finish();

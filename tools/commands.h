@@ -2,9 +2,16 @@
 // A command's callback throws vcycle::InputError (exit 2) or RunError (exit 3) on failure.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 namespace vcycle::cli {
+
+// The program's arguments after argv[0] (set by main; `--nproc` re-executes them in its workers).
+void set_command_line(int argc, char** argv);
+const std::vector<std::string>& command_line_arguments();
 
 void add_prepare_command(CLI::App& app);
 void add_train_commands(CLI::App& app);  // train, run, report

@@ -2,7 +2,7 @@
 # Installs vcycle's build and run dependencies from Debian/Ubuntu packages (needs root or sudo).
 # Skips apt entirely when everything is already installed.
 set -euo pipefail
-packages=(cmake ninja-build g++ ccache libtorch-dev libyaml-cpp-dev libfmt-dev catch2 libopenblas0-pthread
+packages=(cmake ninja-build g++ ccache libtorch-dev libgloo-dev libyaml-cpp-dev libfmt-dev catch2 libopenblas0-pthread
           libcli11-dev nlohmann-json3-dev zlib1g-dev gnuplot-nox r-cran-janeaustenr dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

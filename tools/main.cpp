@@ -7,8 +7,17 @@
 #include "vcycle/errors.h"
 #include "vcycle/runtime.h"
 
+namespace vcycle::cli {
+namespace {
+std::vector<std::string> g_arguments;
+}
+void set_command_line(int argc, char** argv) { g_arguments.assign(argv + 1, argv + argc); }
+const std::vector<std::string>& command_line_arguments() { return g_arguments; }
+}  // namespace vcycle::cli
+
 int main(int argc, char** argv) {
   vcycle::ensure_omp_wait_policy(argv);
+  vcycle::cli::set_command_line(argc, argv);
   CLI::App app{"vcycle — train transformers cheaper with multi-level V-cycles (Zou et al., ICLR 2024)"};
   app.require_subcommand(1);
   app.fallthrough();

@@ -58,6 +58,14 @@ struct TrainConfig {
   std::string on_nonfinite = "stop";    // stop | skip_step
 };
 
+// Data-parallel runs (see distributed.h and README "Data-parallel runs"). Not part of the config
+// fingerprint: a run may be resumed with another world size or backend.
+struct DistributedConfig {
+  std::string backend;      // gloo | nccl; empty = gloo on cpu, nccl on cuda
+  double timeout_s = 60;    // a collective (or the rendezvous) that takes longer fails the run
+  int64_t bucket_mb = 25;   // gradient all-reduce bucket size in MiB
+};
+
 struct RunConfig {
   std::string file;               // the YAML file this came from (for messages)
   std::string name;               // run name
@@ -74,6 +82,7 @@ struct RunConfig {
   YAML::Node optimizers;          // per-name optimizer options (see optim/registry.h)
   EvalConfig eval;
   TrainConfig train;
+  DistributedConfig distributed;
   std::string output;             // run directory
 
   // The phases of the plain baseline run (K = 1): the `baseline:` section as one level-1 phase.

@@ -10,12 +10,18 @@
 // Checkpoints are taken after every level transition, every `train.checkpoint_every` steps and at
 // every phase end; `resume` continues from the latest and reproduces an uninterrupted run exactly
 // (CPU, same threads).
+//
+// Data-parallel (options.dist with world > 1, see distributed.h): every rank runs this loop on its
+// rows of each step's global batch; gradients are all-reduced before clipping and the optimizer step;
+// the operators run on every rank and rank 0's result is broadcast; rank 0 alone writes the output
+// directory and sends the checkpoint to the others on resume.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "vcycle/config.h"
+#include "vcycle/distributed.h"
 #include "vcycle/model_adapter.h"
 
 namespace vcycle {
@@ -24,6 +30,7 @@ struct CycleOptions {
   bool resume = false;    // continue from dir/checkpoint.ckpt if it exists
   std::string label;      // shown in progress lines ("baseline", "vcycle")
   bool quiet = false;     // no progress lines
+  const DistContext* dist = nullptr;  // data-parallel group; null = the single process
 };
 
 struct CycleResult {

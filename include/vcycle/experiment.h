@@ -8,6 +8,7 @@
 #pragma once
 
 #include "vcycle/config.h"
+#include "vcycle/distributed.h"
 #include "vcycle/model_adapter.h"
 #include "vcycle/report.h"
 
@@ -17,6 +18,7 @@ struct ExperimentOptions {
   bool resume = false;       // continue the V-cycle from its checkpoint (the baseline always continues)
   bool no_baseline = false;  // skip the baseline (and the report, unless one already exists)
   bool quiet = false;        // no progress lines
+  const DistContext* dist = nullptr;  // data-parallel group (distributed.h); null = the single process
 };
 
 // Runs `<output>/baseline` (unless finished with the same config, or skipped), then `<output>/vcycle`,
