@@ -48,7 +48,7 @@
 
 namespace vcycle::lora {
 
-// Defaults are the paper's GPT-3 setting (r = 8 adapters scaled by α/r with α = 16 as in its code).
+// Defaults: r = 8 and α = 2r, a common choice; the paper tunes α once and keeps it as r varies.
 struct LoRAOptions {
   TORCH_ARG(int64_t, r) = 8;         // adapter rank; > 0 and <= min(in, out) of every wrapped layer
   TORCH_ARG(double, alpha) = 16.0;   // the update is scaled by alpha / r
