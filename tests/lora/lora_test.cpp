@@ -119,7 +119,7 @@ TEST_CASE("lora: the forward goes through the adapters (GPT, LLaMA example, a us
   CHECK_NOTHROW(lora::require_routed(*routed));
 }
 
-TEST_CASE("lora: merge then unmerge restores W; the merged model computes the adapter's output", "[lora]") {
+TEST_CASE("lora: merge then unmerge restores W, and the merged model computes the adapter output", "[lora]") {
   torch::manual_seed(4);
   GPT model(tiny_config());
   lora::inject(*model, kAllTargets, lora::LoRAOptions().r(8).alpha(16));
