@@ -17,5 +17,6 @@ void add_prepare_command(CLI::App& app);
 void add_train_commands(CLI::App& app);  // train, run, report
 void add_bench_command(CLI::App& app);
 void add_operator_commands(CLI::App& app);  // coalesce, decoalesce, interpolate
+void add_finetune_command(CLI::App& app);   // LoRA fine-tuning (finetune.h)
 
 }  // namespace vcycle::cli

@@ -8,6 +8,8 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/init.h>
 
+#include "vcycle/lora.h"
+
 namespace llama {
 
 // ---------------------------------------------------------------------------- RMSNorm
@@ -47,16 +49,17 @@ void AttentionImpl::reset() {
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), t = x.size(1), nh = cfg.heads, h = cfg.head_size;
   // (B, T, H·h) -> (B, H, T, h)
+  // Projections are called by registered name so that vcycle::lora::inject() can swap them.
   auto split = [&](const torch::Tensor& y) { return y.view({b, t, nh, h}).transpose(1, 2); };
-  const auto q = apply_rotary(split(q_proj->forward(x)), cfg.rope_base);
-  const auto k = apply_rotary(split(k_proj->forward(x)), cfg.rope_base);
-  const auto v = split(v_proj->forward(x));
+  const auto q = apply_rotary(split(vcycle::lora::linear_forward(*this, "q_proj", x)), cfg.rope_base);
+  const auto k = apply_rotary(split(vcycle::lora::linear_forward(*this, "k_proj", x)), cfg.rope_base);
+  const auto v = split(vcycle::lora::linear_forward(*this, "v_proj", x));
   // softmax(q·kᵀ / sqrt(h) + causal mask)·v
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(h)));
   const auto future = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
   scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
   const auto y = torch::matmul(torch::softmax(scores, -1), v);  // (B, H, T, h)
-  return o_proj->forward(y.transpose(1, 2).reshape({b, t, nh * h}));
+  return vcycle::lora::linear_forward(*this, "o_proj", y.transpose(1, 2).reshape({b, t, nh * h}));
 }
 
 // ---------------------------------------------------------------------------- SwiGLU
@@ -69,7 +72,8 @@ void SwiGLUImpl::reset() {
 }
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
-  return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  const auto gate = vcycle::lora::linear_forward(*this, "gate_proj", x);
+  return vcycle::lora::linear_forward(*this, "down_proj", torch::silu(gate) * vcycle::lora::linear_forward(*this, "up_proj", x));
 }
 
 // ---------------------------------------------------------------------------- block
@@ -122,7 +126,7 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& idx) {
               cfg.context);
   auto x = embed_tokens->forward(idx);
   for (const auto& layer : *layers) x = layer->as<DecoderLayerImpl>()->forward(x);
-  return lm_head->forward(norm->forward(x));
+  return vcycle::lora::linear_forward(*this, "lm_head", norm->forward(x));
 }
 
 torch::Tensor LlamaImpl::loss(const torch::Tensor& input, const torch::Tensor& target) {

@@ -8,6 +8,8 @@
 #include <torch/nn/init.h>
 #include <torch/version.h>
 
+#include "vcycle/lora.h"
+
 namespace vcycle {
 
 namespace {
@@ -42,9 +44,10 @@ void CausalSelfAttentionImpl::reset() {
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), t = x.size(1);
   // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter map's chunks.
-  auto parts = qkv->forward(x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
+  // Linear layers are called by registered name so that lora::inject() can swap them (lora.h).
+  auto parts = lora::linear_forward(*this, "qkv", x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
   auto y = causal_attention(parts[0], parts[1], parts[2]);
-  return proj->forward(y.transpose(1, 2).reshape({b, t, heads * head_size}));
+  return lora::linear_forward(*this, "proj", y.transpose(1, 2).reshape({b, t, heads * head_size}));
 }
 
 // ---------------------------------------------------------------------------- MLP
@@ -56,7 +59,7 @@ void MLPImpl::reset() {
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
-  return proj->forward(torch::gelu(fc->forward(x)));
+  return lora::linear_forward(*this, "proj", torch::gelu(lora::linear_forward(*this, "fc", x)));
 }
 
 // ---------------------------------------------------------------------------- block
@@ -102,7 +105,7 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx) {
   auto x = tok_emb->forward(idx) + pos_emb->forward(pos);
   for (const auto& block : *blocks) x = block->as<BlockImpl>()->forward(x);
   x = ln_f->forward(x);
-  return cfg.tied_embeddings ? torch::matmul(x, tok_emb->weight.t()) : head->forward(x);
+  return cfg.tied_embeddings ? torch::matmul(x, tok_emb->weight.t()) : lora::linear_forward(*this, "head", x);
 }
 
 torch::Tensor GPTImpl::loss(const torch::Tensor& input, const torch::Tensor& target) {

@@ -5,6 +5,7 @@
 #include "test_util.h"
 #include "vcycle/config.h"
 #include "vcycle/errors.h"
+#include "vcycle/finetune.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
@@ -143,7 +144,19 @@ TEST_CASE("every shipped config in configs/ loads and validates", "[config]") {
     if (entry.path().extension() != ".yaml") continue;
     INFO(entry.path().string());
     // Point the data at the test corpus (the real one is prepared by tools/quickstart.sh).
-    const RunConfig cfg = load_config(entry.path().string(), {"data.train=" + dir.str("train.bin"), "data.valid=" + dir.str("valid.bin")});
+    const std::vector<std::string> data = {"data.train=" + dir.str("train.bin"), "data.valid=" + dir.str("valid.bin")};
+    if (const YAML::Node doc = YAML::LoadFile(entry.path().string()); doc["lora"]) {
+      // A fine-tuning config (finetune.h): its base run's checkpoint exists only after training, and
+      // its base config is named relative to the repository root.
+      auto overrides = data;
+      overrides.push_back("base.checkpoint=" + dir.str("train.bin"));
+      overrides.push_back("base.config=" + test::source_path(doc["base"]["config"].as<std::string>()));
+      const FinetuneConfig cfg = load_finetune_config(entry.path().string(), overrides);
+      CHECK(!cfg.targets.empty());
+      ++count;
+      continue;
+    }
+    const RunConfig cfg = load_config(entry.path().string(), data);
     CHECK((cfg.baseline || !cfg.phases.empty()));
     ++count;
   }

@@ -1,0 +1,197 @@
+// LoRA fine-tuning of a trained checkpoint: load, inject, evaluate, train the adapters, evaluate,
+// save the adapters. See include/vcycle/finetune.h.
+#include "vcycle/finetune.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/cuda.h>
+
+#include "vcycle/checkpoint.h"
+#include "vcycle/errors.h"
+#include "vcycle/file_util.h"
+#include "vcycle/lr_schedule.h"
+#include "vcycle/model_registry.h"
+#include "vcycle/optim/registry.h"
+#include "vcycle/tensor_map.h"
+
+namespace vcycle {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kAdapterName = "adapters.lora";
+constexpr const char* kSummaryName = "finetune.json";
+
+int64_t tensor_bytes(const torch::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
+
+// The model tensors (prefix "model/") of a run checkpoint, which must hold a level-1 (full) model.
+TensorMap base_tensors(const std::string& path) {
+  Checkpoint ckpt = load_checkpoint(path);
+  int model_level = 1;
+  try {
+    const json meta = json::parse(ckpt.meta_json);
+    if (meta.contains("model_level")) model_level = meta.at("model_level").get<int>();
+  } catch (const json::exception& e) {
+    throw InputError(path + ": checkpoint metadata is malformed (" + e.what() + ")");
+  }
+  if (model_level != 1) {
+    throw InputError(path + ": holds the level-" + std::to_string(model_level) +
+                     " (coalesced) model of an unfinished V-cycle; fine-tune a finished run's checkpoint");
+  }
+  TensorMap out;
+  const std::string prefix = "model/";
+  for (auto& [name, t] : ckpt.tensors) {
+    if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = t;
+  }
+  if (out.empty()) throw InputError(path + ": holds no model tensors (not a `vcycle train`/`vcycle run` checkpoint?)");
+  return out;
+}
+
+double evaluate(const ModelAdapter& adapter, torch::nn::Module& model, BatchSource& batches, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  double sum = 0;
+  const int64_t n = batches.valid_batch_count();
+  for (int64_t i = 0; i < n; ++i) {
+    Batch b = batches.valid_batch(i);
+    sum += adapter.loss(model, Batch{b.input.to(device), b.target.to(device), b.tokens}).item<double>();
+  }
+  model.train();
+  return sum / static_cast<double>(n);
+}
+
+}  // namespace
+
+FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
+  auto say = [&](const std::string& line) {
+    if (!quiet) std::cerr << "[finetune] " << line << "\n";
+  };
+  const torch::Device device(cfg.device);
+  if (device.is_cuda() && !torch::cuda::is_available()) throw InputError(cfg.file + ": device: " + cfg.device + " but CUDA is not available");
+
+  // ---- the base model, exactly as trained
+  auto adapter = make_builtin_model(cfg.base);
+  auto model = adapter->build(adapter->top_shape());
+  load_module_tensors(*model, base_tensors(cfg.base_checkpoint), cfg.base_checkpoint);
+  int64_t base_param_bytes = 0;
+  for (const auto& p : model->parameters()) base_param_bytes += tensor_bytes(p);
+
+  // ---- LoRA (seeded: A's initialisation and dropout masks)
+  torch::manual_seed(cfg.seed);
+  FinetuneResult result;
+  result.layers = lora::inject(*model, cfg.targets, cfg.lora);
+  model->to(device);
+  const auto params = lora::adapter_parameters(*model);
+  std::vector<torch::Tensor> trainable;
+  for (const auto& [name, p] : params) {
+    trainable.push_back(p);
+    result.trainable_params += p.numel();
+    result.adapter_bytes += tensor_bytes(p);
+  }
+  for (const auto& p : model->parameters()) result.total_params += p.numel();
+  result.base_param_bytes = base_param_bytes;
+  say(fmt::format("{} LoRA layers (r={}, alpha={}): {} … {}", result.layers.size(), cfg.lora.r(), cfg.lora.alpha(),
+                  result.layers.front(), result.layers.back()));
+  say(fmt::format("trainable parameters {} of {} ({:.3f}%)", result.trainable_params, result.total_params,
+                  100.0 * static_cast<double>(result.trainable_params) / static_cast<double>(result.total_params)));
+
+  // ---- downstream data: the base run's config with our token files and batch settings
+  RunConfig data_cfg = cfg.base;
+  data_cfg.data = cfg.data;
+  data_cfg.eval = cfg.eval;
+  data_cfg.seed = cfg.seed;
+  auto batches = adapter->batches(data_cfg);
+
+  result.loss_before = evaluate(*adapter, *model, *batches, device);
+  lora::require_routed(*model);  // the forward really goes through the adapters
+  say(fmt::format("validation loss before fine-tuning {:.4f}", result.loss_before));
+
+  // ---- train the adapters
+  auto optimizer = optim::make_optimizer(cfg.phase.optimizer, params, cfg.phase.lr,
+                                         cfg.optimizers.IsDefined() ? cfg.optimizers[cfg.phase.optimizer] : YAML::Node(),
+                                         cfg.file);
+  const double max_norm = cfg.max_grad_norm > 0 ? cfg.max_grad_norm : std::numeric_limits<double>::infinity();
+  double loss_sum = 0;
+  int64_t loss_count = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  model->train();
+  for (int64_t step = 0; step < cfg.phase.steps; ++step) {
+    const double lr = lr_at(cfg.phase, step);
+    optim::set_learning_rate(*optimizer, lr);
+    optimizer->zero_grad();
+    Batch batch = batches->train_batch(step, cfg.data.batch_size, 0, 1);
+    batch.input = batch.input.to(device);
+    batch.target = batch.target.to(device);
+    torch::Tensor loss = adapter->loss(*model, batch);
+    loss.backward();
+    const double loss_value = loss.item<double>();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(trainable, max_norm);
+    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
+      throw RunError(fmt::format("non-finite loss {} / gradient norm {} at fine-tuning step {}; lower lr", loss_value,
+                                 grad_norm, step + 1));
+    }
+    optimizer->step();
+    loss_sum += loss_value;
+    ++loss_count;
+    const int64_t done = step + 1;
+    if (done % cfg.log_every == 0 || done == cfg.phase.steps) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      say(fmt::format("step {}/{}  lr {:.3g}  train loss {:.4f}  grad norm {:.3f}  {:.1f}s", done, cfg.phase.steps, lr,
+                      loss_sum / static_cast<double>(loss_count), grad_norm, secs));
+      loss_sum = 0;
+      loss_count = 0;
+    }
+    if ((done % cfg.eval.every == 0) && done != cfg.phase.steps) {
+      say(fmt::format("step {}  validation loss {:.4f}", done, evaluate(*adapter, *model, *batches, device)));
+    }
+  }
+  for (const auto& p : trainable) result.grad_bytes += tensor_bytes(p.grad());
+  result.optimizer_state_bytes = optim::state_bytes(*optimizer);
+
+  // ---- after: the adapters as trained, and merged into W as they would be deployed
+  result.loss_after = evaluate(*adapter, *model, *batches, device);
+  lora::merge(*model);
+  result.loss_merged = evaluate(*adapter, *model, *batches, device);
+  lora::unmerge(*model);
+  say(fmt::format("validation loss after fine-tuning {:.4f} (merged {:.4f}; before {:.4f})", result.loss_after,
+                  result.loss_merged, result.loss_before));
+
+  // ---- outputs
+  fs::create_directories(cfg.output);
+  result.adapter_path = (fs::path(cfg.output) / kAdapterName).string();
+  result.summary_path = (fs::path(cfg.output) / kSummaryName).string();
+  lora::save_adapters(*model, result.adapter_path);
+  const json summary = {{"name", cfg.name},
+                        {"base_checkpoint", cfg.base_checkpoint},
+                        {"layers", result.layers},
+                        {"r", cfg.lora.r()},
+                        {"alpha", cfg.lora.alpha()},
+                        {"dropout", cfg.lora.dropout()},
+                        {"optimizer", cfg.phase.optimizer},
+                        {"steps", cfg.phase.steps},
+                        {"total_params", result.total_params},
+                        {"trainable_params", result.trainable_params},
+                        {"trainable_percent", 100.0 * static_cast<double>(result.trainable_params) /
+                                                  static_cast<double>(result.total_params)},
+                        {"adapter_bytes", result.adapter_bytes},
+                        {"grad_bytes", result.grad_bytes},
+                        {"optimizer_state_bytes", result.optimizer_state_bytes},
+                        {"base_param_bytes", result.base_param_bytes},
+                        {"adapter_file_bytes", static_cast<int64_t>(fs::file_size(result.adapter_path))},
+                        {"val_loss_before", result.loss_before},
+                        {"val_loss_after", result.loss_after},
+                        {"val_loss_merged", result.loss_merged}};
+  write_file_atomic(result.summary_path, summary.dump(2) + "\n");
+  return result;
+}
+
+}  // namespace vcycle
