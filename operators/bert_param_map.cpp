@@ -2,7 +2,6 @@
 // follow include/vcycle/model/bert.h.
 #include "vcycle/bert_param_map.h"
 
-#include "vcycle/errors.h"
 
 namespace vcycle {
 
@@ -35,25 +34,10 @@ ParamMap bert_param_map(const BertConfig& cfg) {
   return map;
 }
 
-LevelShape bert_level_shape(const BertConfig& cfg) {
-  LevelShape s;
-  s.sizes = {{"hidden", cfg.hidden}, {"heads", cfg.heads * cfg.head_size}, {"ffn", cfg.ffn}};
-  s.layers = cfg.layers;
-  return s;
-}
+LevelShape bert_level_shape(const BertConfig& cfg) { return transformer_level_shape(cfg); }
 
 BertConfig bert_config_for_shape(const BertConfig& base, const LevelShape& s) {
-  BertConfig cfg = base;
-  const int64_t attn = s.size("heads");
-  if (base.head_size < 1 || attn % base.head_size != 0) {
-    throw InputError("BERT shape: heads size " + std::to_string(attn) + " is not a multiple of head_size " +
-                     std::to_string(base.head_size));
-  }
-  cfg.layers = s.layers;
-  cfg.hidden = s.size("hidden");
-  cfg.heads = attn / base.head_size;
-  cfg.ffn = s.size("ffn");
-  return cfg;
+  return transformer_config_for_shape(base, s, "BERT");
 }
 
 }  // namespace vcycle

@@ -2,7 +2,6 @@
 // follow include/vcycle/model/gpt.h.
 #include "vcycle/gpt_param_map.h"
 
-#include "vcycle/errors.h"
 
 namespace vcycle {
 
@@ -34,25 +33,10 @@ ParamMap gpt_param_map(const GPTConfig& cfg) {
   return map;
 }
 
-LevelShape gpt_level_shape(const GPTConfig& cfg) {
-  LevelShape s;
-  s.sizes = {{"hidden", cfg.hidden}, {"heads", cfg.heads * cfg.head_size}, {"ffn", cfg.ffn}};
-  s.layers = cfg.layers;
-  return s;
-}
+LevelShape gpt_level_shape(const GPTConfig& cfg) { return transformer_level_shape(cfg); }
 
 GPTConfig gpt_config_for_shape(const GPTConfig& base, const LevelShape& s) {
-  GPTConfig cfg = base;
-  const int64_t attn = s.size("heads");
-  if (base.head_size < 1 || attn % base.head_size != 0) {
-    throw InputError("GPT shape: heads size " + std::to_string(attn) + " is not a multiple of head_size " +
-                     std::to_string(base.head_size));
-  }
-  cfg.layers = s.layers;
-  cfg.hidden = s.size("hidden");
-  cfg.heads = attn / base.head_size;
-  cfg.ffn = s.size("ffn");
-  return cfg;
+  return transformer_config_for_shape(base, s, "GPT");
 }
 
 }  // namespace vcycle

@@ -2,7 +2,6 @@
 // follow include/vcycle/model/vit.h.
 #include "vcycle/vit_param_map.h"
 
-#include "vcycle/errors.h"
 
 namespace vcycle {
 
@@ -32,25 +31,10 @@ ParamMap vit_param_map(const ViTConfig& cfg) {
   return map;
 }
 
-LevelShape vit_level_shape(const ViTConfig& cfg) {
-  LevelShape s;
-  s.sizes = {{"hidden", cfg.hidden}, {"heads", cfg.heads * cfg.head_size}, {"ffn", cfg.ffn}};
-  s.layers = cfg.layers;
-  return s;
-}
+LevelShape vit_level_shape(const ViTConfig& cfg) { return transformer_level_shape(cfg); }
 
 ViTConfig vit_config_for_shape(const ViTConfig& base, const LevelShape& s) {
-  ViTConfig cfg = base;
-  const int64_t attn = s.size("heads");
-  if (base.head_size < 1 || attn % base.head_size != 0) {
-    throw InputError("ViT shape: heads size " + std::to_string(attn) + " is not a multiple of head_size " +
-                     std::to_string(base.head_size));
-  }
-  cfg.layers = s.layers;
-  cfg.hidden = s.size("hidden");
-  cfg.heads = attn / base.head_size;
-  cfg.ffn = s.size("ffn");
-  return cfg;
+  return transformer_config_for_shape(base, s, "ViT");
 }
 
 }  // namespace vcycle

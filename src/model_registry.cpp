@@ -21,20 +21,7 @@ GPTConfig gpt_config_from_yaml(const YAML::Node& model, const std::string& file)
   YamlReader r(model, file, "model");
   GPTConfig c;
   r.get_or<std::string>("type", "gpt");
-  c.layers = r.get_positive<int64_t>("layers");
-  c.hidden = r.get_positive<int64_t>("hidden");
-  c.heads = r.get_positive<int64_t>("heads");
-  if (r.has("head_size")) {
-    c.head_size = r.get_positive<int64_t>("head_size");
-  } else {
-    if (c.hidden % c.heads != 0) {
-      r.fail("heads", "hidden (" + std::to_string(c.hidden) + ") is not divisible by heads (" + std::to_string(c.heads) +
-                          "); set head_size explicitly");
-    }
-    c.head_size = c.hidden / c.heads;
-  }
-  c.ffn = r.get_or<int64_t>("ffn", 4 * c.hidden);
-  if (c.ffn <= 0) r.fail("ffn", "must be > 0, got " + std::to_string(c.ffn));
+  read_transformer_sizes(r, c);
   c.context = r.get_positive<int64_t>("context");
   c.vocab = r.get_or<int64_t>("vocab", 256);
   if (c.vocab <= 0 || c.vocab > 65536) r.fail("vocab", "must be in [1, 65536] (tokens are stored as uint16), got " + std::to_string(c.vocab));

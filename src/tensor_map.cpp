@@ -23,6 +23,13 @@ std::string LevelShape::to_string() const {
   return out.str();
 }
 
+void check_heads_size(const char* family, int64_t heads_size, int64_t head_size) {
+  if (head_size < 1 || heads_size % head_size != 0) {
+    throw InputError(std::string(family) + " shape: heads size " + std::to_string(heads_size) +
+                     " is not a multiple of head_size " + std::to_string(head_size));
+  }
+}
+
 TensorMap module_tensors(const torch::nn::Module& module) {
   TensorMap out;
   for (const auto& item : module.named_parameters()) out[item.key()] = item.value().detach();

@@ -25,20 +25,7 @@ ViTConfig vit_config_from_yaml(const YAML::Node& model, const std::string& file)
   if (c.channels <= 0) r.fail("channels", "must be > 0, got " + std::to_string(c.channels));
   c.classes = r.get_or<int64_t>("classes", 10);
   if (c.classes < 2) r.fail("classes", "must be >= 2, got " + std::to_string(c.classes));
-  c.layers = r.get_positive<int64_t>("layers");
-  c.hidden = r.get_positive<int64_t>("hidden");
-  c.heads = r.get_positive<int64_t>("heads");
-  if (r.has("head_size")) {
-    c.head_size = r.get_positive<int64_t>("head_size");
-  } else {
-    if (c.hidden % c.heads != 0) {
-      r.fail("heads", "hidden (" + std::to_string(c.hidden) + ") is not divisible by heads (" + std::to_string(c.heads) +
-                          "); set head_size explicitly");
-    }
-    c.head_size = c.hidden / c.heads;
-  }
-  c.ffn = r.get_or<int64_t>("ffn", 4 * c.hidden);
-  if (c.ffn <= 0) r.fail("ffn", "must be > 0, got " + std::to_string(c.ffn));
+  read_transformer_sizes(r, c);
   r.finish();
   return c;
 }
