@@ -302,7 +302,7 @@ RunConfig load_config(const std::string& path, const std::vector<std::string>& o
   return cfg;
 }
 
-RunConfig load_config_unchecked(const std::string& path, const std::vector<std::string>& overrides) {
+YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw InputError(path + ": config file not found");
   YAML::Node root;
@@ -314,7 +314,11 @@ RunConfig load_config_unchecked(const std::string& path, const std::vector<std::
     throw ConfigError(path, "", std::string("cannot read YAML: ") + e.what());
   }
   for (const auto& o : overrides) apply_override(root, o, path);
-  return parse_config(root, path);
+  return root;
+}
+
+RunConfig load_config_unchecked(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse_config(load_yaml_with_overrides(path, overrides), path);
 }
 
 std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConfig>& phases) {

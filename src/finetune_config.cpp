@@ -27,17 +27,7 @@ void require_file(const std::string& file, const YAML::Node& node, const std::st
 }  // namespace
 
 FinetuneConfig load_finetune_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw InputError(path + ": config file not found");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1), "", "YAML syntax error: " + e.msg);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(path, "", std::string("cannot read YAML: ") + e.what());
-  }
-  for (const auto& o : overrides) apply_override(root, o, path);
+  YAML::Node root = load_yaml_with_overrides(path, overrides);
   if (!root.IsMap()) throw ConfigError(path, "", "expected a YAML map at the top level, got " + yaml_describe(root));
 
   FinetuneConfig cfg;

@@ -95,6 +95,10 @@ struct RunConfig {
 // Applies "a.b[2].c=value" overrides (value parsed as YAML) to a loaded document.
 void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file);
 
+// Reads a YAML file and applies `key=value` overrides. InputError if the file is missing,
+// ConfigError naming the file (and line) on a syntax error or a bad override.
+YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<std::string>& overrides);
+
 // Loads and validates a run config for a built-in model (model.type: gpt, ...). Throws ConfigError
 // naming file, key path and line.
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
