@@ -83,12 +83,6 @@ bool is_optimizer_name(const std::string& name) {
   return false;
 }
 
-std::string optimizer_name_list() {
-  std::string out;
-  for (const auto& n : optim::optimizer_names()) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 LrSchedule parse_schedule(YamlReader& r, const std::string& key) {
   const std::string s = r.get_or<std::string>(key, "cosine");
   if (s == "cosine") return LrSchedule::cosine;
@@ -117,7 +111,7 @@ PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const s
   }
   p.steps = r.get_positive<int64_t>("steps");
   p.optimizer = r.get_or<std::string>("optimizer", "adamw");
-  if (!is_optimizer_name(p.optimizer)) r.fail("optimizer", "unknown optimizer '" + p.optimizer + "' (valid: " + optimizer_name_list() + ")");
+  if (!is_optimizer_name(p.optimizer)) r.fail("optimizer", "unknown optimizer '" + p.optimizer + "' (valid: " + optim::optimizer_name_list() + ")");
   p.lr = r.get_or<double>("lr", 1e-3);
   if (!(p.lr > 0)) r.fail("lr", "must be > 0, got " + std::to_string(p.lr));
   p.warmup = r.get_or<int64_t>("warmup", 0);
@@ -243,7 +237,7 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
       const std::string name = kv.first.as<std::string>();
       if (!is_optimizer_name(name)) {
         throw ConfigError(yaml_where(file, kv.first), "optimizers." + name,
-                          "unknown optimizer (valid: " + optimizer_name_list() + ")");
+                          "unknown optimizer (valid: " + optim::optimizer_name_list() + ")");
       }
     }
   }

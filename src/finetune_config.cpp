@@ -12,12 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string optimizer_name_list() {
-  std::string out;
-  for (const auto& n : optim::optimizer_names()) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 void require_file(const std::string& file, const YAML::Node& node, const std::string& key, const std::string& path,
                   const std::string& hint) {
   std::error_code ec;
@@ -102,7 +96,7 @@ FinetuneConfig load_finetune_config(const std::string& path, const std::vector<s
   cfg.phase.optimizer = r.get_or<std::string>("optimizer", "adamw");
   bool known = false;
   for (const auto& n : optim::optimizer_names()) known = known || n == cfg.phase.optimizer;
-  if (!known) r.fail("optimizer", "unknown optimizer '" + cfg.phase.optimizer + "' (valid: " + optimizer_name_list() + ")");
+  if (!known) r.fail("optimizer", "unknown optimizer '" + cfg.phase.optimizer + "' (valid: " + optim::optimizer_name_list() + ")");
   cfg.phase.lr = r.get_or<double>("lr", 1e-3);
   if (!(cfg.phase.lr > 0)) r.fail("lr", "must be > 0, got " + std::to_string(cfg.phase.lr));
   cfg.phase.warmup = r.get_or<int64_t>("warmup", 0);
@@ -124,7 +118,7 @@ FinetuneConfig load_finetune_config(const std::string& path, const std::vector<s
       const std::string name = kv.first.as<std::string>();
       bool valid = false;
       for (const auto& n : optim::optimizer_names()) valid = valid || n == name;
-      if (!valid) throw ConfigError(yaml_where(path, kv.first), "optimizers." + name, "unknown optimizer (valid: " + optimizer_name_list() + ")");
+      if (!valid) throw ConfigError(yaml_where(path, kv.first), "optimizers." + name, "unknown optimizer (valid: " + optim::optimizer_name_list() + ")");
     }
   }
   {

@@ -102,8 +102,6 @@ Adafactor::Adafactor(std::vector<torch::Tensor> params, AdafactorOptions default
 
 namespace {
 
-torch::Tensor relative_rsqrt(const torch::Tensor& x) { return (x / x.mean(-1, /*keepdim=*/true)).rsqrt_(); }
-
 // û ← û / max(1, RMS(û)/d) · α, in place; α is a 0-dim tensor.
 void clip_and_scale(torch::Tensor& u, const AdafactorOptions& o, const torch::Tensor& alpha) {
   u.div_((u.norm() / std::sqrt(static_cast<double>(u.numel())) / o.clip_threshold()).clamp_min_(1.0)).mul_(alpha);
@@ -128,7 +126,7 @@ void adafactor_factored_aten(detail::Fp32Param& p, AdafactorParamState& s, const
   torch::Tensor u = at::mul(g, g);  // G²
   s.exp_avg_sq_row().mul_(beta2).add_(u.mean(-1).add_(eps1), 1 - beta2);  // r
   s.exp_avg_sq_col().mul_(beta2).add_(u.mean(-2).add_(eps1), 1 - beta2);  // c
-  at::mul_out(u, g, relative_rsqrt(s.exp_avg_sq_row()).unsqueeze(-1));
+  at::mul_out(u, g, detail::relative_rsqrt(s.exp_avg_sq_row()).unsqueeze(-1));
   u.mul_(s.exp_avg_sq_col().rsqrt().unsqueeze(-2));
   clip_and_scale(u, o, alpha);
   apply(p, s, o, u, alpha);

@@ -90,9 +90,6 @@ CAME::CAME(std::vector<torch::Tensor> params, CAMEOptions defaults)
 
 namespace {
 
-// mean over the last dim, keeping it for broadcasting
-torch::Tensor relative_rsqrt(const torch::Tensor& x) { return (x / x.mean(-1, /*keepdim=*/true)).rsqrt_(); }
-
 // ATen path, factored: the spec's steps with `tmp` (parameter-sized fp32 scratch) as the only
 // full-size temporary, arranged to spare two passes over memory (see the comments).
 void came_factored_aten(detail::Fp32Param& p, CAMEParamState& s, const CAMEOptions& o) {
@@ -106,7 +103,7 @@ void came_factored_aten(detail::Fp32Param& p, CAMEParamState& s, const CAMEOptio
   // u = G·a·b with a = rsqrt(r / mean r), b = rsqrt(c). RMS(u)² = Σ_i a_i² Σ_j G²_ij b_j² / numel
   // comes from one matrix-vector product over G² (no pass over u), and the clipping divisor
   // max(1, RMS(u)/d) is folded into a, so û = G·a·b is written once.
-  torch::Tensor a = relative_rsqrt(s.exp_avg_sq_row());
+  torch::Tensor a = detail::relative_rsqrt(s.exp_avg_sq_row());
   const torch::Tensor b = s.exp_avg_sq_col().rsqrt();
   const torch::Tensor sum_sq = at::matmul(tmp, (b * b).unsqueeze(-1)).squeeze(-1).mul_(a * a).sum();
   a.div_(sum_sq.div_(static_cast<double>(tmp.numel())).sqrt_().div_(o.clip_threshold()).clamp_min_(1.0));
@@ -122,7 +119,7 @@ void came_factored_aten(detail::Fp32Param& p, CAMEParamState& s, const CAMEOptio
   s.exp_avg_res_col().mul_(beta3).add_(tmp.mean(-2).mul_(b1_sq).add_(eps2), 1 - beta3);  // C
   // S = m · rsqrt(R / mean R) · rsqrt(C);  W ← W − ηλW − ηS
   if (o.weight_decay() != 0) p.w.mul_(1 - o.lr() * o.weight_decay());
-  at::mul_out(tmp, m, relative_rsqrt(s.exp_avg_res_row()).unsqueeze(-1));
+  at::mul_out(tmp, m, detail::relative_rsqrt(s.exp_avg_res_row()).unsqueeze(-1));
   p.w.addcmul_(tmp, s.exp_avg_res_col().rsqrt().unsqueeze(-2), -o.lr());
 }
 

@@ -114,4 +114,7 @@ inline int64_t tensor_bytes(const torch::Tensor& t) {
 
 inline bool finite(double x) { return std::isfinite(x); }
 
+// rsqrt(x / mean(x)) with the mean over the last dim (the factored row statistic's normalisation).
+inline torch::Tensor relative_rsqrt(const torch::Tensor& x) { return (x / x.mean(-1, /*keepdim=*/true)).rsqrt_(); }
+
 }  // namespace vcycle::optim::detail

@@ -1,4 +1,4 @@
-// Fused CPU kernels for CAME and Adafactor; see kernels.h for the contract.
+// Fused CPU kernels for CAME, LAMB and Adafactor; see kernels.h for the contract.
 //
 // Memory traffic is what these kernels are about: a CAME step on an M×N matrix reads G three
 // times, m twice and W once, and writes m and W once (LibTorch's AdamW moves about three times as
@@ -327,6 +327,63 @@ void came_vector(float* w, const float* g, float* m, float* v, int64_t n, const 
       m[i] = mn;
       w[i] = w[i] * h.decay - h.lr * mn;
     }
+  });
+}
+
+// ---- LAMB ----------------------------------------------------------------------------------------
+
+namespace {
+// u = m̂ / (sqrt(v̂) + eps) + λ·w, in the ATen path's order of operations.
+inline float lamb_direction(float m, float v, float w, const LambStep& h) {
+  float u = m / (std::sqrt(v / h.bc2) + h.eps);
+  if (h.bc1 != 1.f) u /= h.bc1;
+  return u + h.weight_decay * w;
+}
+}  // namespace
+
+// Two passes when the trust ratio is on, because it needs ‖u‖ before any entry of W may change:
+// the first updates m and v and sums u² and W²; the second recomputes u from m, v and W (cheaper
+// than storing it) and applies the step. Without the trust ratio one pass does everything.
+void lamb_update(float* w, const float* g, float* m, float* v, int64_t n, const LambStep& h) {
+  const Blocks blk = chunks(n);
+  auto moments = [&](int64_t i) {
+    m[i] = h.beta1 * m[i] + h.one_minus_beta1 * g[i];
+    v[i] = h.beta2 * v[i] + h.one_minus_beta2 * g[i] * g[i];
+  };
+  if (!h.trust_ratio) {
+    for_each_block(blk.count, n, [&](int64_t bl) {
+      const int64_t begin = bl * blk.size, end = std::min(n, begin + blk.size);
+      for (int64_t i = begin; i < end; ++i) {
+        moments(i);
+        w[i] -= h.lr * lamb_direction(m[i], v[i], w[i], h);
+      }
+    });
+    return;
+  }
+  std::vector<double> u_part(blk.count), w_part(blk.count);
+  for_each_block(blk.count, n, [&](int64_t bl) {
+    const int64_t begin = bl * blk.size, end = std::min(n, begin + blk.size);
+    float u_lane[kLanes] = {}, w_lane[kLanes] = {};
+    for (int64_t i = begin; i < end; ++i) {
+      moments(i);
+      const float u = lamb_direction(m[i], v[i], w[i], h);
+      u_lane[(i - begin) % kLanes] += u * u;
+      w_lane[(i - begin) % kLanes] += w[i] * w[i];
+    }
+    u_part[bl] = sum_lanes(u_lane);
+    w_part[bl] = sum_lanes(w_lane);
+  });
+  double u_sq = 0.0, w_sq = 0.0;  // block order: independent of the thread count
+  for (int64_t bl = 0; bl < blk.count; ++bl) {
+    u_sq += u_part[bl];
+    w_sq += w_part[bl];
+  }
+  const double w_norm = std::sqrt(w_sq), u_norm = std::sqrt(u_sq);
+  const double ratio = (w_norm > 0 && u_norm > 0) ? w_norm / u_norm : 1.0;
+  const float step = static_cast<float>(h.lr * ratio);
+  for_each_block(blk.count, n, [&](int64_t bl) {
+    const int64_t begin = bl * blk.size, end = std::min(n, begin + blk.size);
+    for (int64_t i = begin; i < end; ++i) w[i] -= step * lamb_direction(m[i], v[i], w[i], h);
   });
 }
 

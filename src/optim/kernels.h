@@ -1,4 +1,4 @@
-// Fused CPU kernels for CAME and Adafactor on contiguous fp32 tensors (private to src/optim).
+// Fused CPU kernels for CAME, LAMB and Adafactor on contiguous fp32 tensors (private to src/optim).
 //
 // A factored parameter is B matrices of M×N floats, row-major. The kernels split rows into blocks
 // chosen from the shape alone and combine per-block partial sums in a fixed order, so results are
@@ -51,5 +51,19 @@ void adafactor_factored(float* w, const float* g, float* m, float* r, float* c, 
 
 // Adafactor on a 1-D (or 0-D) parameter of n entries (m may be null when beta1 is 0).
 void adafactor_vector(float* w, const float* g, float* m, float* v, int64_t n, const AdafactorStep& h);
+
+// Hyperparameters of one LAMB update, as floats.
+struct LambStep {
+  float beta1, beta2;
+  float one_minus_beta1, one_minus_beta2;
+  float bc1, bc2;        // 1 − βᵗ, or 1 without bias correction
+  float eps;
+  float weight_decay;    // λ, added to the update
+  bool trust_ratio;      // layer adaptation
+  float lr;              // η
+};
+
+// LAMB on a parameter of n entries (any shape, contiguous): updates w, m, v in place.
+void lamb_update(float* w, const float* g, float* m, float* v, int64_t n, const LambStep& h);
 
 }  // namespace vcycle::optim::detail

@@ -9,6 +9,7 @@
 #include <torch/utils.h>
 
 #include "common.h"
+#include "kernels.h"
 #if VCYCLE_WITH_CUDA
 #include <map>
 
@@ -122,11 +123,21 @@ torch::Tensor LAMB::step(LossClosure closure) {
       detail::Fp32Param p(param, param.grad());
       torch::Tensor& m = s.exp_avg();
       torch::Tensor& v = s.exp_avg_sq();
-      m.mul_(beta1).add_(p.g, 1 - beta1);
-      v.mul_(beta2).addcmul_(p.g, p.g, 1 - beta2);
       const auto t = static_cast<double>(s.step());
       const double bc1 = o.bias_correction() ? 1 - std::pow(beta1, t) : 1.0;
       const double bc2 = o.bias_correction() ? 1 - std::pow(beta2, t) : 1.0;
+      if (detail::fused_ok({&p.w, &p.g, &m, &v})) {
+        const detail::LambStep h{static_cast<float>(beta1), static_cast<float>(beta2),
+                                 static_cast<float>(1 - beta1), static_cast<float>(1 - beta2),
+                                 static_cast<float>(bc1), static_cast<float>(bc2), static_cast<float>(o.eps()),
+                                 static_cast<float>(o.weight_decay()), o.trust_ratio(), static_cast<float>(o.lr())};
+        detail::lamb_update(p.w.data_ptr<float>(), p.g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(),
+                            p.w.numel(), h);
+        p.commit_raw();
+        continue;
+      }
+      m.mul_(beta1).add_(p.g, 1 - beta1);
+      v.mul_(beta2).addcmul_(p.g, p.g, 1 - beta2);
       // u = m̂ / (sqrt(v̂) + eps), built in one scratch tensor
       torch::Tensor u = at::div(v, bc2).sqrt_().add_(o.eps());
       at::div_out(u, m, u);

@@ -269,6 +269,8 @@ const std::vector<std::string>& optimizer_names() {
   return names;
 }
 
+std::string optimizer_name_list() { return join(optimizer_names()); }
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(
     const std::string& name, const std::vector<std::pair<std::string, torch::Tensor>>& named_params, double lr,
     const YAML::Node& options, const std::string& where) {

@@ -200,6 +200,10 @@ void check_fused_matches_aten(const Options& options) {
     // the moves agree to ~1e-5 relative; 1e-4 leaves room, far below any real discrepancy
     const torch::Tensor move_fused = fused2[i] - run.init[i], move_aten = aten[i] - run.init[i];
     CHECK(torch::allclose(move_fused, move_aten, 1e-4, 1e-6));
+    // and the parameters themselves within 1e-6 of their largest entry
+    const double rel = (fused2[i] - aten[i]).abs().max().item().toDouble() / aten[i].abs().max().item().toDouble();
+    INFO("max |fused − ATen| / max |W| = " << rel);
+    CHECK(rel <= 1e-6);
     CHECK(move_aten.abs().max().item<double>() > 1e-3);
   }
 }

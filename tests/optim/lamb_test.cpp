@@ -1,6 +1,6 @@
 // LAMB: hand-computed updates (trust ratio, its zero cases, weight decay, bias correction, 1-D),
-// resume after save/load, state size, per-group options, low-precision parameters, argument checks,
-// and convergence on least squares.
+// resume after save/load, state size, per-group options, low-precision parameters, fused kernel vs
+// ATen path, argument checks, and convergence on least squares.
 #include <cmath>
 
 #include <torch/torch.h>
@@ -24,6 +24,9 @@ double norm(const std::vector<double>& x) {
 }  // namespace
 
 TEST_CASE("LAMB: trust ratio on a 2x3 matrix, two steps by hand", "[optim][lamb]") {
+  const bool fused = GENERATE(true, false);
+  INFO((fused ? "fused kernel" : "ATen path"));
+  Fused mode(fused);
   // W0 = [[1, 2, 2], [0, 0, 0]] (‖W0‖ = 3), G = [[1, −1, 1], [1, 1, −1]] twice, λ = 0, η = 0.1.
   // With bias correction m̂ = G and v̂ = G² after both steps (G is constant), so u = G/(1 + 1e-6)
   // and r·u = ‖W‖·G/‖G‖: the eps cancels and W ← W − 0.1·‖W‖/sqrt(6)·G.
@@ -46,6 +49,9 @@ TEST_CASE("LAMB: trust ratio on a 2x3 matrix, two steps by hand", "[optim][lamb]
 }
 
 TEST_CASE("LAMB: weight decay enters the update before the trust ratio", "[optim][lamb]") {
+  const bool fused = GENERATE(true, false);
+  INFO((fused ? "fused kernel" : "ATen path"));
+  Fused mode(fused);
   // Same W0 and G, λ = 0.1: u = G/(1+1e-6) + 0.1·W0 = [[1.1, −0.8, 1.2], [1, 1, −1]] (to 1e-6),
   // ‖u‖² = 1.21 + 0.64 + 1.44 + 3 = 6.29, r = 3/sqrt(6.29) = 1.196179, W1 = W0 − 0.1·r·u.
   const std::vector<double> w0{1, 2, 2, 0, 0, 0}, g{1, -1, 1, 1, 1, -1};
@@ -62,6 +68,9 @@ TEST_CASE("LAMB: weight decay enters the update before the trust ratio", "[optim
 }
 
 TEST_CASE("LAMB: trust ratio is 1 when the weight or the update is zero", "[optim][lamb]") {
+  const bool fused = GENERATE(true, false);
+  INFO((fused ? "fused kernel" : "ATen path"));
+  Fused mode(fused);
   const std::vector<double> g{1, -1, 1, 1, 1, -1};
   SECTION("W = 0: the full step is taken (a ratio of 0 would freeze the weight at zero)") {
     auto w = param({0, 0, 0, 0, 0, 0}, {2, 3});
@@ -91,6 +100,9 @@ TEST_CASE("LAMB: trust ratio is 1 when the weight or the update is zero", "[opti
 }
 
 TEST_CASE("LAMB: 1-D parameter without trust ratio, bias correction on and off", "[optim][lamb]") {
+  const bool fused = GENERATE(true, false);
+  INFO((fused ? "fused kernel" : "ATen path"));
+  Fused mode(fused);
   // W0 = (1, 1), G1 = (3, −4), G2 = (1, 2), η = 0.1, λ = 0, trust_ratio false (as the registry
   // sets for vectors).
   //   m1 = 0.1·G1 = (0.3, −0.4),  v1 = 0.001·G1² = (0.009, 0.016)
@@ -128,6 +140,9 @@ TEST_CASE("LAMB: 1-D parameter without trust ratio, bias correction on and off",
 }
 
 TEST_CASE("LAMB: save, load and continue equals an uninterrupted run, bitwise", "[optim][lamb]") {
+  const bool fused = GENERATE(true, false);
+  INFO((fused ? "fused kernel" : "ATen path"));
+  Fused mode(fused);
   check_resume_bitwise(
       [](std::vector<torch::Tensor> p) { return std::make_unique<LAMB>(p, LAMBOptions(1e-3)); },
       {{37, 53}, {2, 5, 7}, {13}, {}}, 3, 3);
@@ -150,6 +165,11 @@ TEST_CASE("LAMB: each parameter group keeps its own lr, weight decay and trust r
 
 TEST_CASE("LAMB: bf16 and fp16 parameters get fp32 state and fp32 math", "[optim][lamb]") {
   check_low_precision<LAMB, LAMBOptions, vcycle::optim::LAMBParamState>(LAMBOptions(1e-2));
+}
+
+TEST_CASE("LAMB: fused kernel matches the ATen path and ignores the thread count", "[optim][lamb]") {
+  check_fused_matches_aten<LAMB>(LAMBOptions(1e-2).weight_decay(0.1));
+  check_fused_matches_aten<LAMB>(LAMBOptions(1e-2).trust_ratio(false).bias_correction(false));
 }
 
 TEST_CASE("LAMB: invalid hyperparameters and sparse gradients are refused", "[optim][lamb]") {

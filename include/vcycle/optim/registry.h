@@ -42,6 +42,9 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(
 // The valid names, in a fixed order.
 const std::vector<std::string>& optimizer_names();
 
+// The valid names as one comma-separated string, for error messages.
+std::string optimizer_name_list();
+
 // Bytes of optimizer state (all state tensors of all parameters) currently allocated. Works for the
 // optimizers make_optimizer() builds; throws std::invalid_argument for other optimizer types.
 int64_t state_bytes(const torch::optim::Optimizer& opt);
