@@ -2,17 +2,25 @@
 #include "vcycle/model/attention.h"
 
 #include <cmath>
+#include <limits>
 
 #include <torch/version.h>
 
 namespace vcycle {
 
-torch::Tensor attention_unmasked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+// The one seam between LibTorch versions for attention: fused SDPA where it exists (2.x).
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/false);
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
 #else
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  return torch::matmul(torch::softmax(torch::matmul(q, k.transpose(-2, -1)).mul_(scale), -1), v);
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(scale);
+  if (causal) {
+    const int64_t t = q.size(-2);
+    const auto future = torch::ones({t, t}, q.options().dtype(torch::kBool)).triu_(1);
+    scores.masked_fill_(future, -std::numeric_limits<float>::infinity());
+  }
+  return torch::matmul(torch::softmax(scores, -1), v);
 #endif
 }
 
@@ -32,7 +40,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), t = x.size(1);
   // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter maps' chunks.
   auto parts = qkv->forward(x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
-  auto y = attention_unmasked(parts[0], parts[1], parts[2]);
+  auto y = attention(parts[0], parts[1], parts[2], /*causal=*/false);
   return proj->forward(y.transpose(1, 2).reshape({b, t, heads * head_size}));
 }
 

@@ -6,29 +6,11 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/init.h>
-#include <torch/version.h>
 
 #include "vcycle/lora.h"
+#include "vcycle/model/attention.h"
 
 namespace vcycle {
-
-namespace {
-
-// The one seam between LibTorch versions for attention: fused SDPA where it exists (2.x).
-torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-#if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true);
-#else
-  const int64_t t = q.size(-2);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto att = torch::matmul(q, k.transpose(-2, -1)).mul_(scale);
-  auto future = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu_(1);
-  att.masked_fill_(future, -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(att, -1), v);
-#endif
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------- attention
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t hidden_, int64_t heads_, int64_t head_size_)
@@ -46,7 +28,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter map's chunks.
   // Linear layers are called by registered name so that lora::inject() can swap them (lora.h).
   auto parts = lora::linear_forward(*this, "qkv", x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
-  auto y = causal_attention(parts[0], parts[1], parts[2]);
+  auto y = attention(parts[0], parts[1], parts[2], /*causal=*/true);
   return lora::linear_forward(*this, "proj", y.transpose(1, 2).reshape({b, t, heads * head_size}));
 }
 

@@ -345,13 +345,14 @@ namespace {
 // The step's constants as locals: the loops below write through float pointers, and a compiler
 // must assume those writes could change fields read through a reference.
 struct LambConstants {
-  float beta1, beta2, one_minus_beta1, one_minus_beta2, bc2, eps, inv_bc1_applies, bc1, weight_decay;
+  float beta1, beta2, one_minus_beta1, one_minus_beta2, bc2, eps, bc1, weight_decay;
+  bool divide_by_bc1;  // bc1 != 1 (the ATen path skips that division too)
 };
 
 // u = m̂ / (sqrt(v̂) + eps) + λ·w, in the ATen path's order of operations.
 inline float lamb_direction(float m, float v, float w, const LambConstants& c) {
   float u = m / (std::sqrt(v / c.bc2) + c.eps);
-  if (c.inv_bc1_applies != 0.f) u /= c.bc1;
+  if (c.divide_by_bc1) u /= c.bc1;
   return u + c.weight_decay * w;
 }
 
@@ -362,9 +363,10 @@ inline void lamb_moments(const float* __restrict g, float* __restrict m, float* 
 }
 
 // Pass 1 of a block: updates m and v, adds u² and W² into eight lanes each.
-VCYCLE_AVX2_CLONE void lamb_moments_and_norms(const float* __restrict g, float* __restrict m, float* __restrict v,
-                            const float* __restrict w, int64_t n, const LambConstants c, float* __restrict u_lane,
-                            float* __restrict w_lane) {
+VCYCLE_AVX2_CLONE void lamb_moments_and_norms(const float* __restrict g, float* __restrict m,
+                                              float* __restrict v, const float* __restrict w, int64_t n,
+                                              const LambConstants c, float* __restrict u_lane,
+                                              float* __restrict w_lane) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     for (int t = 0; t < kLanes; ++t) {
@@ -383,14 +385,14 @@ VCYCLE_AVX2_CLONE void lamb_moments_and_norms(const float* __restrict g, float* 
 }
 
 // W ← W − step·u, u recomputed from m, v and W.
-VCYCLE_AVX2_CLONE void lamb_apply(float* __restrict w, const float* __restrict m, const float* __restrict v, int64_t n, float step,
-                const LambConstants c) {
+VCYCLE_AVX2_CLONE void lamb_apply(float* __restrict w, const float* __restrict m, const float* __restrict v,
+                                  int64_t n, float step, const LambConstants c) {
   for (int64_t i = 0; i < n; ++i) w[i] -= step * lamb_direction(m[i], v[i], w[i], c);
 }
 
 // Without the trust ratio: moments and update in one pass.
-VCYCLE_AVX2_CLONE void lamb_one_pass(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v,
-                   int64_t n, float lr, const LambConstants c) {
+VCYCLE_AVX2_CLONE void lamb_one_pass(float* __restrict w, const float* __restrict g, float* __restrict m,
+                                     float* __restrict v, int64_t n, float lr, const LambConstants c) {
   for (int64_t i = 0; i < n; ++i) {
     lamb_moments(g, m, v, i, c);
     w[i] -= lr * lamb_direction(m[i], v[i], w[i], c);
@@ -404,8 +406,8 @@ VCYCLE_AVX2_CLONE void lamb_one_pass(float* __restrict w, const float* __restric
 // than storing it) and applies the step. Without the trust ratio one pass does everything. Both
 // loops vectorise (kernels.cpp is compiled with -fno-math-errno, so sqrt needs no error path).
 void lamb_update(float* w, const float* g, float* m, float* v, int64_t n, const LambStep& h) {
-  const LambConstants c{h.beta1, h.beta2, h.one_minus_beta1, h.one_minus_beta2, h.bc2, h.eps,
-                        h.bc1 != 1.f ? 1.f : 0.f, h.bc1, h.weight_decay};
+  const LambConstants c{h.beta1, h.beta2, h.one_minus_beta1, h.one_minus_beta2, h.bc2, h.eps, h.bc1,
+                        h.weight_decay, h.bc1 != 1.f};
   const Blocks blk = chunks(n);
   auto range = [&](int64_t bl) { return std::make_pair(bl * blk.size, std::min(n, (bl + 1) * blk.size)); };
   if (!h.trust_ratio) {

@@ -1,4 +1,5 @@
-// Bidirectional (unmasked) multi-head self-attention, shared by the encoder models (BERT, ViT).
+// Bidirectional (unmasked) multi-head self-attention, shared by the encoder models (BERT, ViT), and
+// the attention product itself, which the GPT decoder's causal attention uses too.
 //
 // Parameter names, as the encoders' parameter maps expect them:
 //   qkv.{weight (3·H·h, d), bias (3·H·h)}   — chunks q, k, v in that order
@@ -26,7 +27,8 @@ struct SelfAttentionImpl : torch::nn::Cloneable<SelfAttentionImpl> {
 };
 TORCH_MODULE(SelfAttention);
 
-// softmax(q·kᵀ / sqrt(h))·v over (B, H, T, h) tensors, no mask. Fused SDPA on LibTorch 2.x.
-torch::Tensor attention_unmasked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+// softmax(q·kᵀ / sqrt(h))·v over (B, H, T, h) tensors; `causal` masks every future position (the
+// GPT decoder's attention). Fused SDPA on LibTorch 2.x, the plain product on 1.13.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
 
 }  // namespace vcycle
