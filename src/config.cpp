@@ -78,11 +78,6 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
 // ---------------------------------------------------------------------------- sections
 namespace {
 
-bool is_optimizer_name(const std::string& name) {
-  for (const auto& n : optim::optimizer_names()) if (n == name) return true;
-  return false;
-}
-
 LrSchedule parse_schedule(YamlReader& r, const std::string& key) {
   const std::string s = r.get_or<std::string>(key, "cosine");
   if (s == "cosine") return LrSchedule::cosine;
@@ -111,7 +106,7 @@ PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const s
   }
   p.steps = r.get_positive<int64_t>("steps");
   p.optimizer = r.get_or<std::string>("optimizer", "adamw");
-  if (!is_optimizer_name(p.optimizer)) r.fail("optimizer", "unknown optimizer '" + p.optimizer + "' (valid: " + optim::optimizer_name_list() + ")");
+  if (!optim::is_optimizer_name(p.optimizer)) r.fail("optimizer", "unknown optimizer '" + p.optimizer + "' (valid: " + optim::optimizer_name_list() + ")");
   p.lr = r.get_or<double>("lr", 1e-3);
   if (!(p.lr > 0)) r.fail("lr", "must be > 0, got " + std::to_string(p.lr));
   p.warmup = r.get_or<int64_t>("warmup", 0);
@@ -235,7 +230,7 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
     if (!cfg.optimizers.IsMap()) r.fail("optimizers", "expected a map of optimizer name -> options");
     for (const auto& kv : cfg.optimizers) {
       const std::string name = kv.first.as<std::string>();
-      if (!is_optimizer_name(name)) {
+      if (!optim::is_optimizer_name(name)) {
         throw ConfigError(yaml_where(file, kv.first), "optimizers." + name,
                           "unknown optimizer (valid: " + optim::optimizer_name_list() + ")");
       }

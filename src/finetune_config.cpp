@@ -94,9 +94,7 @@ FinetuneConfig load_finetune_config(const std::string& path, const std::vector<s
   // ---- the training phase, flat at the top level
   cfg.phase.steps = r.get_positive<int64_t>("steps");
   cfg.phase.optimizer = r.get_or<std::string>("optimizer", "adamw");
-  bool known = false;
-  for (const auto& n : optim::optimizer_names()) known = known || n == cfg.phase.optimizer;
-  if (!known) r.fail("optimizer", "unknown optimizer '" + cfg.phase.optimizer + "' (valid: " + optim::optimizer_name_list() + ")");
+  if (!optim::is_optimizer_name(cfg.phase.optimizer)) r.fail("optimizer", "unknown optimizer '" + cfg.phase.optimizer + "' (valid: " + optim::optimizer_name_list() + ")");
   cfg.phase.lr = r.get_or<double>("lr", 1e-3);
   if (!(cfg.phase.lr > 0)) r.fail("lr", "must be > 0, got " + std::to_string(cfg.phase.lr));
   cfg.phase.warmup = r.get_or<int64_t>("warmup", 0);
@@ -116,9 +114,7 @@ FinetuneConfig load_finetune_config(const std::string& path, const std::vector<s
     if (!cfg.optimizers.IsMap()) throw ConfigError(yaml_where(path, cfg.optimizers), "optimizers", "must be a map of optimizer name to options");
     for (const auto& kv : cfg.optimizers) {
       const std::string name = kv.first.as<std::string>();
-      bool valid = false;
-      for (const auto& n : optim::optimizer_names()) valid = valid || n == name;
-      if (!valid) throw ConfigError(yaml_where(path, kv.first), "optimizers." + name, "unknown optimizer (valid: " + optim::optimizer_name_list() + ")");
+      if (!optim::is_optimizer_name(name)) throw ConfigError(yaml_where(path, kv.first), "optimizers." + name, "unknown optimizer (valid: " + optim::optimizer_name_list() + ")");
     }
   }
   {

@@ -342,22 +342,18 @@ void came_vector(float* w, const float* g, float* m, float* v, int64_t n, const 
 
 namespace {
 
-// The step's constants as locals: the loops below write through float pointers, and a compiler
-// must assume those writes could change fields read through a reference.
-struct LambConstants {
-  float beta1, beta2, one_minus_beta1, one_minus_beta2, bc2, eps, bc1, weight_decay;
-  bool divide_by_bc1;  // bc1 != 1 (the ATen path skips that division too)
-};
+// The loops below take the step by value: they write through float pointers, and a compiler must
+// assume such writes could change fields read through a reference.
 
-// u = m̂ / (sqrt(v̂) + eps) + λ·w, in the ATen path's order of operations.
-inline float lamb_direction(float m, float v, float w, const LambConstants& c) {
+// u = m̂ / (sqrt(v̂) + eps) + λ·w, in the ATen path's order of operations (it skips a bc1 of 1 too).
+inline float lamb_direction(float m, float v, float w, const LambStep& c) {
   float u = m / (std::sqrt(v / c.bc2) + c.eps);
-  if (c.divide_by_bc1) u /= c.bc1;
+  if (c.bc1 != 1.f) u /= c.bc1;
   return u + c.weight_decay * w;
 }
 
 inline void lamb_moments(const float* __restrict g, float* __restrict m, float* __restrict v, int64_t k,
-                         const LambConstants& c) {
+                         const LambStep& c) {
   m[k] = c.beta1 * m[k] + c.one_minus_beta1 * g[k];
   v[k] = c.beta2 * v[k] + c.one_minus_beta2 * g[k] * g[k];
 }
@@ -365,7 +361,7 @@ inline void lamb_moments(const float* __restrict g, float* __restrict m, float* 
 // Pass 1 of a block: updates m and v, adds u² and W² into eight lanes each.
 VCYCLE_AVX2_CLONE void lamb_moments_and_norms(const float* __restrict g, float* __restrict m,
                                               float* __restrict v, const float* __restrict w, int64_t n,
-                                              const LambConstants c, float* __restrict u_lane,
+                                              const LambStep c, float* __restrict u_lane,
                                               float* __restrict w_lane) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -386,16 +382,16 @@ VCYCLE_AVX2_CLONE void lamb_moments_and_norms(const float* __restrict g, float* 
 
 // W ← W − step·u, u recomputed from m, v and W.
 VCYCLE_AVX2_CLONE void lamb_apply(float* __restrict w, const float* __restrict m, const float* __restrict v,
-                                  int64_t n, float step, const LambConstants c) {
+                                  int64_t n, float step, const LambStep c) {
   for (int64_t i = 0; i < n; ++i) w[i] -= step * lamb_direction(m[i], v[i], w[i], c);
 }
 
 // Without the trust ratio: moments and update in one pass.
 VCYCLE_AVX2_CLONE void lamb_one_pass(float* __restrict w, const float* __restrict g, float* __restrict m,
-                                     float* __restrict v, int64_t n, float lr, const LambConstants c) {
+                                     float* __restrict v, int64_t n, const LambStep c) {
   for (int64_t i = 0; i < n; ++i) {
     lamb_moments(g, m, v, i, c);
-    w[i] -= lr * lamb_direction(m[i], v[i], w[i], c);
+    w[i] -= c.lr * lamb_direction(m[i], v[i], w[i], c);
   }
 }
 
@@ -406,14 +402,12 @@ VCYCLE_AVX2_CLONE void lamb_one_pass(float* __restrict w, const float* __restric
 // than storing it) and applies the step. Without the trust ratio one pass does everything. Both
 // loops vectorise (kernels.cpp is compiled with -fno-math-errno, so sqrt needs no error path).
 void lamb_update(float* w, const float* g, float* m, float* v, int64_t n, const LambStep& h) {
-  const LambConstants c{h.beta1, h.beta2, h.one_minus_beta1, h.one_minus_beta2, h.bc2, h.eps, h.bc1,
-                        h.weight_decay, h.bc1 != 1.f};
   const Blocks blk = chunks(n);
   auto range = [&](int64_t bl) { return std::make_pair(bl * blk.size, std::min(n, (bl + 1) * blk.size)); };
   if (!h.trust_ratio) {
     for_each_block(blk.count, n, [&](int64_t bl) {
       const auto [begin, end] = range(bl);
-      lamb_one_pass(w + begin, g + begin, m + begin, v + begin, end - begin, h.lr, c);
+      lamb_one_pass(w + begin, g + begin, m + begin, v + begin, end - begin, h);
     });
     return;
   }
@@ -421,7 +415,7 @@ void lamb_update(float* w, const float* g, float* m, float* v, int64_t n, const 
   for_each_block(blk.count, n, [&](int64_t bl) {
     const auto [begin, end] = range(bl);
     float u_lane[kLanes] = {}, w_lane[kLanes] = {};
-    lamb_moments_and_norms(g + begin, m + begin, v + begin, w + begin, end - begin, c, u_lane, w_lane);
+    lamb_moments_and_norms(g + begin, m + begin, v + begin, w + begin, end - begin, h, u_lane, w_lane);
     u_part[bl] = sum_lanes(u_lane);
     w_part[bl] = sum_lanes(w_lane);
   });
@@ -435,7 +429,7 @@ void lamb_update(float* w, const float* g, float* m, float* v, int64_t n, const 
   const float step = static_cast<float>(h.lr * ratio);
   for_each_block(blk.count, n, [&](int64_t bl) {
     const auto [begin, end] = range(bl);
-    lamb_apply(w + begin, m + begin, v + begin, end - begin, step, c);
+    lamb_apply(w + begin, m + begin, v + begin, end - begin, step, h);
   });
 }
 

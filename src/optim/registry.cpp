@@ -269,14 +269,18 @@ const std::vector<std::string>& optimizer_names() {
   return names;
 }
 
+bool is_optimizer_name(const std::string& name) {
+  const auto& names = optimizer_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 std::string optimizer_name_list() { return join(optimizer_names()); }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(
     const std::string& name, const std::vector<std::pair<std::string, torch::Tensor>>& named_params, double lr,
     const YAML::Node& options, const std::string& where) {
-  const auto& names = optimizer_names();
-  if (std::find(names.begin(), names.end(), name) == names.end())
-    throw ConfigError(where, "optimizer", "unknown optimizer '" + name + "'; valid names: " + join(names));
+  if (!is_optimizer_name(name))
+    throw ConfigError(where, "optimizer", "unknown optimizer '" + name + "'; valid names: " + optimizer_name_list());
   if (!std::isfinite(lr) || lr < 0)
     throw ConfigError(where, "lr", "the learning rate must be a finite number >= 0, got " + std::to_string(lr));
   try {

@@ -42,6 +42,9 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(
 // The valid names, in a fixed order.
 const std::vector<std::string>& optimizer_names();
 
+// Whether `name` is one of them.
+bool is_optimizer_name(const std::string& name);
+
 // The valid names as one comma-separated string, for error messages.
 std::string optimizer_name_list();
 
