@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SIZES = {  # the sizes of tools/cmd_bench.cpp
+SIZES = {  # the sizes of tools/cli/bench.cpp
     "default": dict(layers=4, hidden=256, heads=4, head_size=64, ffn=1024, context=128, vocab=256),
     "gpt2-small": dict(layers=12, hidden=768, heads=12, head_size=64, ffn=3072, context=1024, vocab=50257),
 }

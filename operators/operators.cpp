@@ -1,11 +1,11 @@
-// Coalesce, de-coalesce, interpolate (spec operators.md). See include/vcycle/operators.h.
+// Coalesce, de-coalesce, interpolate (spec operators.md). See include/vcycle/operators/operators.h.
 //
 // A width space axis of size c·m·u (c chunks, m units of u elements) is viewed as
 //   halves:    (c, k, m/k, u)   — unit g·m/k + i belongs to group i
 //   neighbors: (c, m/k, k, u)   — unit k·i + g belongs to group i
 // Coalescing reduces the k-dim (sum; divided by k for the out role); de-coalescing views the small
 // axis as (c, 1, m, u) / (c, m, 1, u) and expands the 1 to k (divided by k for the in role).
-#include "vcycle/operators.h"
+#include "vcycle/operators/operators.h"
 
 #include <cmath>
 #include <sstream>
@@ -14,7 +14,7 @@
 #include <torch/utils.h>
 
 #include "resolve.h"
-#include "vcycle/errors.h"
+#include "vcycle/core/errors.h"
 
 namespace vcycle {
 

@@ -1,6 +1,6 @@
 // Parameter map: builder, validation against a model's tensors, YAML form. See
-// include/vcycle/param_map.h.
-#include "vcycle/param_map.h"
+// include/vcycle/operators/param_map.h.
+#include "vcycle/operators/param_map.h"
 
 #include <algorithm>
 #include <set>
@@ -9,7 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "resolve.h"
-#include "vcycle/errors.h"
+#include "vcycle/core/errors.h"
 
 namespace vcycle {
 

@@ -6,9 +6,9 @@
 
 #include <torch/types.h>
 
-#include "vcycle/level_shape.h"
-#include "vcycle/param_map.h"
-#include "vcycle/tensor_map.h"
+#include "vcycle/operators/level_shape.h"
+#include "vcycle/operators/param_map.h"
+#include "vcycle/core/tensor_map.h"
 
 namespace vcycle::detail {
 

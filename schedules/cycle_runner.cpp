@@ -1,9 +1,9 @@
 // The cycle runner: walks the phases of a run through the levels, trains, applies the operators
-// at level changes, evaluates, logs and checkpoints. See include/vcycle/cycle.h.
+// at level changes, evaluates, logs and checkpoints. See include/vcycle/schedules/cycle_runner.h.
 //
 // Read top to bottom: RunState (what a checkpoint holds) → CycleRunner::run (the phase loop) →
 // enter_phase (level transitions) → train_step → evaluate → checkpoint.
-#include "vcycle/cycle.h"
+#include "vcycle/schedules/cycle_runner.h"
 
 #include <chrono>
 #include <cmath>
@@ -21,17 +21,17 @@
 #include <nlohmann/json.hpp>
 #include <torch/nn/utils/clip_grad.h>
 
-#include "vcycle/checkpoint.h"
-#include "vcycle/distributed.h"
-#include "vcycle/errors.h"
-#include "vcycle/file_util.h"
-#include "vcycle/level_transition.h"
-#include "vcycle/lr_schedule.h"
-#include "vcycle/metrics.h"
+#include "vcycle/core/checkpoint.h"
+#include "vcycle/core/distributed.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
+#include "vcycle/schedules/level_plan.h"
+#include "vcycle/schedules/lr_schedule.h"
+#include "vcycle/core/metrics.h"
 #include "vcycle/optim/registry.h"
-#include "vcycle/optim/state_projection.h"
-#include "vcycle/precision.h"
-#include "vcycle/runtime.h"
+#include "vcycle/operators/state_projection.h"
+#include "vcycle/core/precision.h"
+#include "vcycle/core/runtime.h"
 
 namespace vcycle {
 

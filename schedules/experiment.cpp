@@ -1,11 +1,11 @@
-// Baseline + V-cycle + report; see include/vcycle/experiment.h.
-#include "vcycle/experiment.h"
+// Baseline + V-cycle + report; see include/vcycle/schedules/experiment.h.
+#include "vcycle/schedules/experiment.h"
 
 #include <filesystem>
 #include <iostream>
 
-#include "vcycle/cycle.h"
-#include "vcycle/errors.h"
+#include "vcycle/schedules/cycle_runner.h"
+#include "vcycle/core/errors.h"
 
 namespace vcycle {
 

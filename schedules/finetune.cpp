@@ -1,6 +1,6 @@
 // LoRA fine-tuning of a trained checkpoint: load, inject, evaluate, train the adapters, evaluate,
-// save the adapters. See include/vcycle/finetune.h.
-#include "vcycle/finetune.h"
+// save the adapters. See include/vcycle/schedules/finetune.h.
+#include "vcycle/schedules/finetune.h"
 
 #include <chrono>
 #include <cmath>
@@ -13,13 +13,13 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/cuda.h>
 
-#include "vcycle/checkpoint.h"
-#include "vcycle/errors.h"
-#include "vcycle/file_util.h"
-#include "vcycle/lr_schedule.h"
-#include "vcycle/model_registry.h"
+#include "vcycle/core/checkpoint.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
+#include "vcycle/schedules/lr_schedule.h"
+#include "vcycle/models/registry.h"
 #include "vcycle/optim/registry.h"
-#include "vcycle/tensor_map.h"
+#include "vcycle/core/tensor_map.h"
 
 namespace vcycle {
 

@@ -2,7 +2,7 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include "vcycle/runtime.h"
+#include "vcycle/core/runtime.h"
 
 int main(int argc, char** argv) {
   vcycle::runtime_init(1);

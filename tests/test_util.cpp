@@ -3,7 +3,7 @@
 #include <fstream>
 #include <random>
 
-#include "vcycle/data.h"
+#include "vcycle/data/token_data.h"
 
 namespace vcycle::test {
 
@@ -70,7 +70,7 @@ std::string write_tiny_image_set(const std::string& dir, int64_t train, int64_t 
 #include <chrono>
 #include <thread>
 
-#include "vcycle/file_util.h"
+#include "vcycle/core/file_util.h"
 
 namespace vcycle::test {
 

@@ -8,7 +8,7 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/init.h>
 
-#include "vcycle/lora.h"
+#include "vcycle/models/lora.h"
 
 namespace llama {
 

@@ -1,10 +1,10 @@
 // The LLaMA adapter; see llama_adapter.h.
 #include "llama_adapter.h"
 
-#include <vcycle/errors.h>
-#include <vcycle/level_transition.h>
-#include <vcycle/tensor_map.h>
-#include <vcycle/yaml_util.h>
+#include <vcycle/core/errors.h>
+#include <vcycle/schedules/level_plan.h>
+#include <vcycle/core/tensor_map.h>
+#include <vcycle/core/yaml_util.h>
 
 namespace llama {
 

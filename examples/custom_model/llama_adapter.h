@@ -11,9 +11,9 @@
 #include <optional>
 #include <string>
 
-#include <vcycle/config.h>
-#include <vcycle/model_adapter.h>
-#include <vcycle/param_map.h>
+#include <vcycle/config/run_config.h>
+#include <vcycle/models/model_adapter.h>
+#include <vcycle/operators/param_map.h>
 
 #include "llama.h"
 

@@ -9,11 +9,11 @@
 
 #include <c10/util/Exception.h>
 
-#include <vcycle/config.h>
-#include <vcycle/errors.h>
-#include <vcycle/experiment.h>
-#include <vcycle/model_registry.h>
-#include <vcycle/runtime.h>
+#include <vcycle/config/run_config.h>
+#include <vcycle/core/errors.h>
+#include <vcycle/schedules/experiment.h>
+#include <vcycle/models/registry.h>
+#include <vcycle/core/runtime.h>
 
 #include "llama_adapter.h"
 

@@ -9,4 +9,4 @@
 #include "vcycle/optim/fused.h"
 #include "vcycle/optim/lamb.h"
 #include "vcycle/optim/registry.h"
-#include "vcycle/optim/state_projection.h"
+#include "vcycle/operators/state_projection.h"

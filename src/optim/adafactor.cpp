@@ -13,7 +13,7 @@
 #if VCYCLE_WITH_CUDA
 #include <map>
 
-#include "../cuda/optim_cuda.h"
+#include "cuda/optim_cuda.h"
 #endif
 #include "kernels.h"
 

@@ -11,7 +11,7 @@
 #include "common.h"
 #include "kernels.h"
 #if VCYCLE_WITH_CUDA
-#include "../cuda/optim_cuda.h"
+#include "cuda/optim_cuda.h"
 #endif
 
 namespace vcycle::optim {

@@ -13,7 +13,7 @@
 #include <torch/serialize/archive.h>
 
 #include "common.h"
-#include "vcycle/errors.h"
+#include "vcycle/core/errors.h"
 #include "vcycle/optim/adafactor.h"
 #include "vcycle/optim/came.h"
 #include "vcycle/optim/lamb.h"

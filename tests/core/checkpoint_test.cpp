@@ -3,9 +3,9 @@
 #include <filesystem>
 
 #include "test_util.h"
-#include "vcycle/checkpoint.h"
-#include "vcycle/errors.h"
-#include "vcycle/file_util.h"
+#include "vcycle/core/checkpoint.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-// Data-parallel runs over c10d/Gloo on loopback (src/distributed.cpp, the runner's sharding):
+// Data-parallel runs over c10d/Gloo on loopback (src/core/distributed.cpp, the runner's sharding):
 // 2 processes give the parameters of one process with the same global batch; a killed worker makes
 // the survivor fail fast with a message naming its rank and the operation; --resume finishes the run.
 //
@@ -25,12 +25,12 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
-#include "vcycle/checkpoint.h"
-#include "vcycle/config.h"
-#include "vcycle/distributed.h"
-#include "vcycle/errors.h"
-#include "vcycle/file_util.h"
-#include "vcycle/metrics.h"
+#include "vcycle/core/checkpoint.h"
+#include "vcycle/config/run_config.h"
+#include "vcycle/core/distributed.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
+#include "vcycle/core/metrics.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>

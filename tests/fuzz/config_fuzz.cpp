@@ -10,8 +10,8 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "vcycle/config.h"
-#include "vcycle/errors.h"
+#include "vcycle/config/run_config.h"
+#include "vcycle/core/errors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -4,10 +4,10 @@
 #include <functional>
 #include <sstream>
 
-#include "vcycle/bert_param_map.h"
-#include "vcycle/model/bert.h"
-#include "vcycle/model/vit.h"
-#include "vcycle/vit_param_map.h"
+#include "vcycle/models/bert/param_map.h"
+#include "vcycle/models/bert/bert.h"
+#include "vcycle/models/vit/vit.h"
+#include "vcycle/models/vit/param_map.h"
 
 #include "op_test_util.h"  // includes Catch, last
 

@@ -8,11 +8,11 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
-#include "vcycle/errors.h"
-#include "vcycle/level_shape.h"
-#include "vcycle/model/gpt.h"
-#include "vcycle/operators.h"
-#include "vcycle/tensor_map.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/operators/level_shape.h"
+#include "vcycle/models/gpt/gpt.h"
+#include "vcycle/operators/operators.h"
+#include "vcycle/core/tensor_map.h"
 
 #include <catch2/catch.hpp>
 

@@ -6,7 +6,7 @@
 #include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
 
-#include "vcycle/errors.h"
+#include "vcycle/core/errors.h"
 #include "vcycle/optim.h"
 // Last: glog (via c10) defines CHECK too, and Catch's must win.
 #include "optim/helpers.h"

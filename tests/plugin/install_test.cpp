@@ -90,8 +90,8 @@ TEST_CASE("vcycle installs, and an outside project builds against it with find_p
   REQUIRE_FALSE(config_dir.empty());
   CHECK(fs::exists(config_dir / "vcycleConfigVersion.cmake"));
   CHECK(fs::exists(config_dir / "vcycleTargets.cmake"));
-  CHECK(fs::exists(fs::path(prefix) / "include/vcycle/model_adapter.h"));
-  CHECK(fs::exists(fs::path(prefix) / "include/vcycle/experiment.h"));
+  CHECK(fs::exists(fs::path(prefix) / "include/vcycle/models/model_adapter.h"));
+  CHECK(fs::exists(fs::path(prefix) / "include/vcycle/schedules/experiment.h"));
 
   // 2. Configure and build the example against the prefix, with this build's CMake, generator and
   //    compiler. ccache (when this build uses it) sees paths relative to the temporary directory, so

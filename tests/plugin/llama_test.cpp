@@ -11,12 +11,12 @@
 #include "llama.h"
 #include "llama_adapter.h"
 #include "test_util.h"
-#include "vcycle/config.h"
-#include "vcycle/errors.h"
-#include "vcycle/experiment.h"
-#include "vcycle/model_registry.h"
-#include "vcycle/operators.h"
-#include "vcycle/tensor_map.h"
+#include "vcycle/config/run_config.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/schedules/experiment.h"
+#include "vcycle/models/registry.h"
+#include "vcycle/operators/operators.h"
+#include "vcycle/core/tensor_map.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>

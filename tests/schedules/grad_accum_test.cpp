@@ -3,10 +3,10 @@
 #include <filesystem>
 
 #include "test_util.h"
-#include "vcycle/checkpoint.h"
-#include "vcycle/config.h"
-#include "vcycle/cycle.h"
-#include "vcycle/model_registry.h"
+#include "vcycle/core/checkpoint.h"
+#include "vcycle/config/run_config.h"
+#include "vcycle/schedules/cycle_runner.h"
+#include "vcycle/models/registry.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>

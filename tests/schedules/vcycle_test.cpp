@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
-#include "vcycle/checkpoint.h"
-#include "vcycle/config.h"
-#include "vcycle/cycle.h"
-#include "vcycle/flops.h"
-#include "vcycle/metrics.h"
-#include "vcycle/model_registry.h"
-#include "vcycle/report.h"
+#include "vcycle/core/checkpoint.h"
+#include "vcycle/config/run_config.h"
+#include "vcycle/schedules/cycle_runner.h"
+#include "vcycle/core/flops.h"
+#include "vcycle/core/metrics.h"
+#include "vcycle/models/registry.h"
+#include "vcycle/schedules/report.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>

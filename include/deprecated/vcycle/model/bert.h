@@ -1,0 +1,6 @@
+// Deprecated forwarding header (vcycle 0.1 layout): include <vcycle/models/bert/bert.h> instead. Removed in 0.3.
+#pragma once
+#ifndef VCYCLE_NO_DEPRECATED_HEADER_WARNINGS
+#pragma message("<vcycle/model/bert.h> is deprecated: include <vcycle/models/bert/bert.h>")
+#endif
+#include "vcycle/models/bert/bert.h"

@@ -1,0 +1,6 @@
+// Deprecated forwarding header (vcycle 0.1 layout): include <vcycle/core/runtime.h> instead. Removed in 0.3.
+#pragma once
+#ifndef VCYCLE_NO_DEPRECATED_HEADER_WARNINGS
+#pragma message("<vcycle/runtime.h> is deprecated: include <vcycle/core/runtime.h>")
+#endif
+#include "vcycle/core/runtime.h"

@@ -1,0 +1,48 @@
+// Running a cycle: the plain baseline (K = 1, one phase) and the V-cycle (K >= 2) share this code.
+//
+//   Down: for level l = 1 … K−1: train l (its down phase); save θ_pre(l); coalesce to l+1.
+//   Bottom: train K.
+//   Up: for l = K−1 … 1: de-coalesce l+1 to l's shape; interpolate with θ_pre(l); train l.
+//
+// Output directory of one run:
+//   metrics.jsonl    — eval / train / transition / phase_end rows (see README "Metrics")
+//   checkpoint.ckpt  — the latest checkpoint (and checkpoint.ckpt.prev, the one before)
+// Checkpoints are taken after every level transition, every `train.checkpoint_every` steps and at
+// every phase end; `resume` continues from the latest and reproduces an uninterrupted run exactly
+// (CPU, same threads).
+//
+// Data-parallel (options.dist with world > 1, see distributed.h): every rank runs this loop on its
+// rows of each step's global batch; gradients are all-reduced before clipping and the optimizer step;
+// the operators run on every rank and rank 0's result is broadcast; rank 0 alone writes the output
+// directory and sends the checkpoint to the others on resume.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vcycle/config/run_config.h"
+#include "vcycle/core/distributed.h"
+#include "vcycle/models/model_adapter.h"
+
+namespace vcycle {
+
+struct CycleOptions {
+  bool resume = false;    // continue from dir/checkpoint.ckpt if it exists
+  std::string label;      // shown in progress lines ("baseline", "vcycle")
+  bool quiet = false;     // no progress lines
+  const DistContext* dist = nullptr;  // data-parallel group; null = the single process
+};
+
+struct CycleResult {
+  std::string dir;
+  double final_val_loss = 0;
+  bool resumed = false;
+};
+
+CycleResult run_cycle(const RunConfig& cfg, const ModelAdapter& adapter, const std::vector<PhaseConfig>& phases,
+                      const std::string& dir, const CycleOptions& options);
+
+// True when `dir` holds a finished run whose config fingerprint is `fingerprint`.
+bool cycle_finished(const std::string& dir, const std::string& fingerprint);
+
+}  // namespace vcycle

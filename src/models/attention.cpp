@@ -1,0 +1,47 @@
+// Bidirectional self-attention; see include/vcycle/models/attention.h.
+#include "vcycle/models/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include <torch/version.h>
+
+namespace vcycle {
+
+// The one seam between LibTorch versions for attention: fused SDPA where it exists (2.x).
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).mul_(scale);
+  if (causal) {
+    const int64_t t = q.size(-2);
+    const auto future = torch::ones({t, t}, q.options().dtype(torch::kBool)).triu_(1);
+    scores.masked_fill_(future, -std::numeric_limits<float>::infinity());
+  }
+  return torch::matmul(torch::softmax(scores, -1), v);
+#endif
+}
+
+SelfAttentionImpl::SelfAttentionImpl(int64_t hidden_, int64_t heads_, int64_t head_size_)
+    : hidden(hidden_), heads(heads_), head_size(head_size_) {
+  reset();
+}
+
+void SelfAttentionImpl::reset() {
+  qkv = register_module("qkv", torch::nn::Linear(hidden, 3 * heads * head_size));
+  proj = register_module("proj", torch::nn::Linear(heads * head_size, hidden));
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == hidden, "SelfAttention: x must be (batch, time, ", hidden, "), got shape ",
+              x.sizes());
+  const int64_t b = x.size(0), t = x.size(1);
+  // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter maps' chunks.
+  auto parts = qkv->forward(x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
+  auto y = attention(parts[0], parts[1], parts[2], /*causal=*/false);
+  return proj->forward(y.transpose(1, 2).reshape({b, t, heads * head_size}));
+}
+
+}  // namespace vcycle

@@ -1,0 +1,164 @@
+// Config loading: a valid config parses; each malformed one fails with a message naming the key.
+
+#include <filesystem>
+
+#include "test_util.h"
+#include "vcycle/config/run_config.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/schedules/finetune.h"
+
+// Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
+#include <catch2/catch.hpp>
+
+using namespace vcycle;
+
+namespace {
+
+// A valid 2-level config over data files that exist in `dir`.
+std::string valid_yaml(const std::string& dir) {
+  return "name: t\nseed: 7\n"
+         "model: { type: gpt, layers: 2, hidden: 32, heads: 2, ffn: 64, context: 16 }\n"
+         "data: { train: " + dir + "/train.bin, valid: " + dir + "/valid.bin, batch_size: 4 }\n"
+         "levels: { count: 2, width_factor: 2, depth_factor: 2, interpolation: { alpha: 0.5 } }\n"
+         "phases:\n"
+         "  - { level: 1, steps: 10, optimizer: adamw, lr: 1e-3, warmup: 2 }\n"
+         "  - { level: 2, steps: 10, optimizer: adamw, lr: 2e-3 }\n"
+         "  - { level: 1, steps: 10, optimizer: adamw, lr: 1e-3, schedule: constant }\n"
+         "baseline: { steps: 20, optimizer: adamw, lr: 1e-3 }\n"
+         "output: " + dir + "/out\n";
+}
+
+struct Fixture {
+  test::TempDir dir{"config"};
+  Fixture() { test::prepare_fixture_corpus(dir.str()); }
+  std::string write(const std::string& text) {
+    const std::string path = dir.str("c.yaml");
+    test::write_text(path, text);
+    return path;
+  }
+  // Loads `text` with `replace` applied (first occurrence of `from` -> `to`) and returns the error.
+  std::string error_of(const std::string& from, const std::string& to) {
+    std::string text = valid_yaml(dir.str());
+    const auto pos = text.find(from);
+    REQUIRE(pos != std::string::npos);
+    text.replace(pos, from.size(), to);
+    try {
+      load_config(write(text));
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    FAIL("no ConfigError for replacing '" << from << "' with '" << to << "'");
+    return "";
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a valid config parses with its values and defaults", "[config]") {
+  Fixture f;
+  const RunConfig cfg = load_config(f.write(valid_yaml(f.dir.str())));
+  CHECK(cfg.name == "t");
+  CHECK(cfg.seed == 7);
+  CHECK(cfg.levels.count == 2);
+  REQUIRE(cfg.phases.size() == 3);
+  CHECK(cfg.phases[1].lr == 2e-3);
+  CHECK(cfg.phases[0].warmup == 2);
+  CHECK(cfg.phases[2].schedule == LrSchedule::constant);
+  CHECK(cfg.phases[1].schedule == LrSchedule::cosine);
+  CHECK(cfg.eval.every == 100);
+  CHECK(cfg.train.on_nonfinite == "stop");
+  REQUIRE(cfg.baseline);
+  CHECK(cfg.baseline->steps == 20);
+}
+
+TEST_CASE("overrides given with --set change nested keys and list elements", "[config]") {
+  Fixture f;
+  const std::string path = f.write(valid_yaml(f.dir.str()));
+  const RunConfig cfg = load_config(path, {"phases[1].lr=0.005", "model.layers=4", "eval.every=7"});
+  CHECK(cfg.phases[1].lr == 0.005);
+  CHECK(cfg.model["layers"].as<int>() == 4);
+  CHECK(cfg.eval.every == 7);
+  CHECK_THROWS_WITH(load_config(path, {"phases[9].lr=1"}), Catch::Contains("phases") && Catch::Contains("[9]"));
+  CHECK_THROWS_WITH(load_config(path, {"no_equals_sign"}), Catch::Contains("key=value"));
+}
+
+TEST_CASE("malformed configs name the key at fault", "[config]") {
+  Fixture f;
+  struct Case {
+    std::string from, to, key, fragment;
+  };
+  const std::vector<Case> cases = {
+      {"seed: 7", "seed: 7\nbogus: 1", "bogus", "unknown key"},
+      {"batch_size: 4", "batch_size: 4, shuffle: yes", "data.shuffle", "unknown key"},
+      {"steps: 10, optimizer: adamw, lr: 2e-3", "steps: -5, optimizer: adamw, lr: 2e-3", "phases[1].steps", "must be > 0"},
+      {"lr: 2e-3", "lr: fast", "phases[1].lr", "expected a number"},
+      {"lr: 2e-3", "lr: -1", "phases[1].lr", "must be > 0"},
+      {"layers: 2", "layers: two", "model.layers", "expected an integer"},
+      {"/train.bin", "/missing.bin", "data.train", "does not exist"},
+      {"alpha: 0.5", "alpha: 1.5", "levels.interpolation.alpha", "[0, 1]"},
+      {"{ level: 2, steps: 10", "{ level: 1, steps: 10", "phases", "V shape"},
+      {"optimizer: adamw, lr: 2e-3", "optimizer: sgd, lr: 2e-3", "phases[1].optimizer", "valid: "},
+      {"schedule: constant", "schedule: linear", "phases[2].schedule", "valid: constant, cosine"},
+      {"type: gpt", "type: rnn", "model.type", "valid: gpt"},
+      {"count: 2", "count: 0", "levels.count", "must be >= 1"},
+      {"seed: 7", "seed: 7\neval: { every: 0 }", "eval.every", "must be > 0"},
+      {"seed: 7", "seed: 7\ntrain: { on_nonfinite: ignore }", "train.on_nonfinite", "valid: stop, skip_step"},
+      {"seed: 7", "seed: 7\nlevels2: 1", "levels2", "unknown key"},
+  };
+  for (const auto& c : cases) {
+    const std::string msg = f.error_of(c.from, c.to);
+    INFO("case '" << c.to << "' gave: " << msg);
+    CHECK_THAT(msg, Catch::Contains(c.key + ":") && Catch::Contains(c.fragment) && Catch::Contains("c.yaml"));
+  }
+}
+
+TEST_CASE("config errors carry the line number", "[config]") {
+  Fixture f;
+  const std::string msg = f.error_of("lr: 2e-3", "lr: fast");
+  CHECK_THAT(msg, Catch::Contains("c.yaml:8"));
+}
+
+TEST_CASE("YAML syntax errors and missing files are clear", "[config]") {
+  Fixture f;
+  CHECK_THROWS_WITH(load_config(f.write("model: { type: gpt\n")), Catch::Contains("YAML syntax error"));
+  CHECK_THROWS_WITH(load_config(f.dir.str("nope.yaml")), Catch::Contains("config file not found"));
+  CHECK_THROWS_WITH(load_config(f.write("- a\n- b\n")), Catch::Contains("map at the top level"));
+}
+
+TEST_CASE("the config fingerprint changes with anything that changes results", "[config]") {
+  Fixture f;
+  const std::string path = f.write(valid_yaml(f.dir.str()));
+  const RunConfig a = load_config(path);
+  const RunConfig b = load_config(path, {"phases[1].lr=0.003"});
+  const RunConfig c = load_config(path, {"threads=1", "output=elsewhere"});
+  CHECK(config_fingerprint(a, a.phases) != config_fingerprint(b, b.phases));
+  CHECK(config_fingerprint(a, a.baseline_phases()) == config_fingerprint(b, b.baseline_phases()));
+  CHECK(config_fingerprint(a, a.phases) == config_fingerprint(c, c.phases));
+}
+
+TEST_CASE("every shipped config in configs/ loads and validates", "[config]") {
+  test::TempDir dir("shipped");
+  test::prepare_fixture_corpus(dir.str());
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::source_path("configs"))) {
+    if (entry.path().extension() != ".yaml") continue;
+    INFO(entry.path().string());
+    // Point the data at the test corpus (the real one is prepared by tools/quickstart.sh).
+    const std::vector<std::string> data = {"data.train=" + dir.str("train.bin"), "data.valid=" + dir.str("valid.bin")};
+    if (const YAML::Node doc = YAML::LoadFile(entry.path().string()); doc["lora"]) {
+      // A fine-tuning config (finetune.h): its base run's checkpoint exists only after training, and
+      // its base config is named relative to the repository root.
+      auto overrides = data;
+      overrides.push_back("base.checkpoint=" + dir.str("train.bin"));
+      overrides.push_back("base.config=" + test::source_path(doc["base"]["config"].as<std::string>()));
+      const FinetuneConfig cfg = load_finetune_config(entry.path().string(), overrides);
+      CHECK(!cfg.targets.empty());
+      ++count;
+      continue;
+    }
+    const RunConfig cfg = load_config(entry.path().string(), data);
+    CHECK((cfg.baseline || !cfg.phases.empty()));
+    ++count;
+  }
+  CHECK(count >= 5);
+}
