@@ -22,7 +22,6 @@
 
 #include <fmt/format.h>
 
-#include "vcycle/config/run_config.h"
 #include "vcycle/core/errors.h"
 
 namespace vcycle {

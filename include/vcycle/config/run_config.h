@@ -10,6 +10,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "vcycle/core/distributed_config.h"
+
 namespace vcycle {
 
 enum class LrSchedule { constant, cosine };
@@ -56,14 +58,6 @@ struct TrainConfig {
   int64_t checkpoint_every = 200;       // steps between checkpoints (phase ends always checkpoint)
   int64_t log_every = 10;               // progress line cadence in steps
   std::string on_nonfinite = "stop";    // stop | skip_step
-};
-
-// Data-parallel runs (see distributed.h and README "Data-parallel runs"). Not part of the config
-// fingerprint: a run may be resumed with another world size or backend.
-struct DistributedConfig {
-  std::string backend;      // gloo | nccl; empty = gloo on cpu, nccl on cuda
-  double timeout_s = 60;    // a collective (or the rendezvous) that takes longer fails the run
-  int64_t bucket_mb = 25;   // gradient all-reduce bucket size in MiB
 };
 
 struct RunConfig {

@@ -22,9 +22,9 @@
 
 #include <torch/types.h>
 
-namespace vcycle {
+#include "vcycle/core/distributed_config.h"
 
-struct DistributedConfig;
+namespace vcycle {
 
 class DistContext {
  public:
@@ -37,7 +37,6 @@ class DistContext {
 
   int rank() const { return rank_; }
   int world() const { return world_; }
-  int local_rank() const { return local_rank_; }
   bool is_main() const { return rank_ == 0; }       // the rank that writes output
   bool distributed() const { return world_ > 1; }
   const std::string& backend() const { return backend_; }  // "gloo" | "nccl" | "" (single process)
