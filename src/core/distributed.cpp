@@ -323,21 +323,57 @@ std::vector<std::string> strip_nproc_argument(const std::vector<std::string>& ar
   return out;
 }
 
-void launch_local_workers(int nproc, const std::vector<std::string>& args, double grace_s) {
-  if (nproc < 1 || nproc > 256) throw InputError(fmt::format("--nproc must be in 1 .. 256, got {}", nproc));
+namespace {
+
+// This program's path, for the workers to re-execute.
+std::string self_executable() {
   char exe[4096];
   const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   if (n <= 0) throw RunError("--nproc: cannot find this program (/proc/self/exe)");
   exe[n] = '\0';
-  const std::string port = std::to_string(free_port());
+  return exe;
+}
 
+// The SIGINT / SIGTERM handlers in place before the launcher installed forward_signal.
+struct SavedHandlers {
+  struct sigaction int_handler {}, term_handler {};
+};
+
+SavedHandlers forward_signals_to_workers() {
   struct sigaction sa {};
   sa.sa_handler = forward_signal;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {}, old_term {};
-  ::sigaction(SIGINT, &sa, &old_int);
-  ::sigaction(SIGTERM, &sa, &old_term);
+  SavedHandlers saved;
+  ::sigaction(SIGINT, &sa, &saved.int_handler);
+  ::sigaction(SIGTERM, &sa, &saved.term_handler);
+  return saved;
+}
 
+void restore_signal_handlers(const SavedHandlers& saved) {
+  ::sigaction(SIGINT, &saved.int_handler, nullptr);
+  ::sigaction(SIGTERM, &saved.term_handler, nullptr);
+}
+
+// In the forked child: the worker's environment (as torchrun sets it), then this program again.
+[[noreturn]] void exec_worker(const std::string& exe, const std::vector<std::string>& args, int rank, int nproc,
+                              const std::string& port, const SavedHandlers& saved) {
+  restore_signal_handlers(saved);
+  ::setenv("RANK", std::to_string(rank).c_str(), 1);
+  ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+  ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+  ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+  ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+  ::setenv("MASTER_PORT", port.c_str(), 1);
+  std::vector<char*> argv{const_cast<char*>(exe.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execv(exe.c_str(), argv.data());
+  std::_Exit(127);
+}
+
+// Forks the workers; their pids by rank (also in g_children, for forward_signal).
+std::vector<pid_t> spawn_workers(int nproc, const std::string& exe, const std::vector<std::string>& args,
+                                 const std::string& port, const SavedHandlers& saved) {
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
   for (int r = 0; r < nproc; ++r) {
     const pid_t pid = ::fork();
@@ -345,30 +381,24 @@ void launch_local_workers(int nproc, const std::vector<std::string>& args, doubl
       forward_signal(SIGKILL);
       throw RunError(std::string("--nproc: fork failed: ") + std::strerror(errno));
     }
-    if (pid == 0) {
-      ::sigaction(SIGINT, &old_int, nullptr);
-      ::sigaction(SIGTERM, &old_term, nullptr);
-      ::setenv("RANK", std::to_string(r).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-      ::setenv("MASTER_PORT", port.c_str(), 1);
-      std::vector<char*> argv{exe};
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(exe, argv.data());
-      std::_Exit(127);
-    }
+    if (pid == 0) exec_worker(exe, args, r, nproc, port, saved);
     pids[static_cast<size_t>(r)] = pid;
     g_children[r] = pid;
     g_child_count = r + 1;
   }
+  return pids;
+}
 
-  // Wait for all; on the first failure stop the others (SIGTERM, then SIGKILL after grace_s).
-  int running = nproc;
-  std::string failure;
+struct WorkerFailure {
+  std::string message;     // empty when every worker succeeded
   bool bad_input = false;  // the first failed worker exited with code 2 (config / data / argument)
+};
+
+// Waits for all workers; on the first failure stops the others (SIGTERM, then SIGKILL after grace_s).
+WorkerFailure wait_for_workers(std::vector<pid_t>& pids, double grace_s) {
+  const int nproc = static_cast<int>(pids.size());
+  int running = nproc;
+  WorkerFailure failure;
   auto deadline = std::chrono::steady_clock::time_point::max();
   while (running > 0) {
     int status = 0;
@@ -391,24 +421,36 @@ void launch_local_workers(int nproc, const std::vector<std::string>& args, doubl
     g_children[rank] = -1;
     --running;
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (!ok && failure.empty()) {
-      failure = fmt::format("worker rank {} of {} (pid {}) {}", rank, nproc, done, exit_description(status));
-      bad_input = WIFEXITED(status) && WEXITSTATUS(status) == kExitBadInput;
+    if (!ok && failure.message.empty()) {
+      failure.message = fmt::format("worker rank {} of {} (pid {}) {}", rank, nproc, done, exit_description(status));
+      failure.bad_input = WIFEXITED(status) && WEXITSTATUS(status) == kExitBadInput;
       if (running > 0) {
-        std::fprintf(stderr, "vcycle: %s; stopping the other workers\n", failure.c_str());
+        std::fprintf(stderr, "vcycle: %s; stopping the other workers\n", failure.message.c_str());
         for (pid_t p : pids) if (p > 0) ::kill(p, SIGTERM);
         deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
       }
     }
   }
+  return failure;
+}
+
+}  // namespace
+
+void launch_local_workers(int nproc, const std::vector<std::string>& args, double grace_s) {
+  if (nproc < 1 || nproc > 256) throw InputError(fmt::format("--nproc must be in 1 .. 256, got {}", nproc));
+  const std::string exe = self_executable();
+  const std::string port = std::to_string(free_port());
+  const SavedHandlers saved = forward_signals_to_workers();
+  std::vector<pid_t> pids = spawn_workers(nproc, exe, args, port, saved);
+  const WorkerFailure failure = wait_for_workers(pids, grace_s);
   g_child_count = 0;
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  if (!failure.empty() && bad_input) {
-    throw InputError(failure + " (bad input; see the workers' messages)");
+  restore_signal_handlers(saved);
+  if (!failure.message.empty() && failure.bad_input) {
+    throw InputError(failure.message + " (bad input; see the workers' messages)");
   }
-  if (!failure.empty()) {
-    throw RunError(failure + (g_forwarded_signal ? fmt::format(" after signal {} was forwarded", int(g_forwarded_signal)) : "") +
+  if (!failure.message.empty()) {
+    throw RunError(failure.message +
+                   (g_forwarded_signal ? fmt::format(" after signal {} was forwarded", int(g_forwarded_signal)) : "") +
                    "; the run can be continued with --resume");
   }
 }
