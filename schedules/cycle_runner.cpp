@@ -1,8 +1,8 @@
 // The cycle runner: walks the phases of a run through the levels, trains, applies the operators
 // at level changes, evaluates, logs and checkpoints. See include/vcycle/schedules/cycle_runner.h.
 //
-// Read top to bottom: RunState (what a checkpoint holds) → CycleRunner::run (the phase loop) →
-// enter_phase (level transitions) → train_step → evaluate → checkpoint.
+// Read top to bottom: CycleRunner::run (the phase loop) → start / restore → enter_phase (level
+// transitions) → train_step → evaluate → checkpoint. The checkpoint's content is run_checkpoint.h's.
 #include "vcycle/schedules/cycle_runner.h"
 
 #include <chrono>
@@ -11,11 +11,9 @@
 #include <iostream>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <unistd.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -32,6 +30,7 @@
 #include "vcycle/operators/state_projection.h"
 #include "vcycle/core/precision.h"
 #include "vcycle/core/runtime.h"
+#include "vcycle/schedules/run_checkpoint.h"
 
 namespace vcycle {
 
@@ -40,78 +39,11 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kCheckpointName = "checkpoint.ckpt";
 constexpr const char* kMetricsName = "metrics.jsonl";
 
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Everything about the run's position and counters; saved as the checkpoint's meta JSON.
-struct RunState {
-  int phase = 0;              // index into phases
-  int64_t step = 0;           // optimizer steps done in this phase
-  bool entered = false;       // the level transition into `phase` is done and its optimizer exists
-  int model_level = 1;        // level of the model currently held
-  int64_t global_step = 0;    // optimizer steps over all phases (picks the training batch)
-  double tokens = 0;          // training tokens processed
-  double train_flops = 0;     // model FLOPs of training steps
-  double op_flops = 0;        // FLOPs of coalesce / de-coalesce / interpolate
-  double eval_flops = 0;      // FLOPs of evaluation (reported, not counted as training)
-  double train_wall = 0;      // seconds in training steps and operators
-  double eval_wall = 0;       // seconds in evaluation
-  double loss_sum = 0;        // training loss since the last progress row
-  int64_t loss_count = 0;
-  int64_t skipped_steps = 0;  // steps skipped for a non-finite loss (on_nonfinite: skip_step)
-  double last_val_loss = std::numeric_limits<double>::quiet_NaN();
-  int64_t last_eval_step = -1;  // phase step of the last evaluation
-  // Cumulative counters when the current phase started (for per-phase figures).
-  double phase_tokens0 = 0, phase_flops0 = 0, phase_wall0 = 0;
-  uint64_t metrics_offset = 0;
-  bool done = false;
-  std::string fingerprint;
-};
-
-void to_json(json& j, const RunState& s) {
-  j = json{{"phase", s.phase},           {"step", s.step},
-           {"entered", s.entered},       {"model_level", s.model_level},
-           {"global_step", s.global_step}, {"tokens", s.tokens},
-           {"train_flops", s.train_flops}, {"op_flops", s.op_flops},
-           {"eval_flops", s.eval_flops}, {"train_wall", s.train_wall},
-           {"eval_wall", s.eval_wall},   {"loss_sum", s.loss_sum},
-           {"loss_count", s.loss_count}, {"skipped_steps", s.skipped_steps},
-           {"last_val_loss", std::isnan(s.last_val_loss) ? json(nullptr) : json(s.last_val_loss)},
-           {"last_eval_step", s.last_eval_step},
-           {"phase_tokens0", s.phase_tokens0}, {"phase_flops0", s.phase_flops0},
-           {"phase_wall0", s.phase_wall0},   {"metrics_offset", s.metrics_offset},
-           {"done", s.done},             {"fingerprint", s.fingerprint}};
-}
-
-void from_json(const json& j, RunState& s) {
-  j.at("phase").get_to(s.phase);
-  j.at("step").get_to(s.step);
-  j.at("entered").get_to(s.entered);
-  j.at("model_level").get_to(s.model_level);
-  j.at("global_step").get_to(s.global_step);
-  j.at("tokens").get_to(s.tokens);
-  j.at("train_flops").get_to(s.train_flops);
-  j.at("op_flops").get_to(s.op_flops);
-  j.at("eval_flops").get_to(s.eval_flops);
-  j.at("train_wall").get_to(s.train_wall);
-  j.at("eval_wall").get_to(s.eval_wall);
-  j.at("loss_sum").get_to(s.loss_sum);
-  j.at("loss_count").get_to(s.loss_count);
-  j.at("skipped_steps").get_to(s.skipped_steps);
-  s.last_val_loss = j.at("last_val_loss").is_null() ? std::numeric_limits<double>::quiet_NaN()
-                                                    : j.at("last_val_loss").get<double>();
-  j.at("last_eval_step").get_to(s.last_eval_step);
-  j.at("phase_tokens0").get_to(s.phase_tokens0);
-  j.at("phase_flops0").get_to(s.phase_flops0);
-  j.at("phase_wall0").get_to(s.phase_wall0);
-  j.at("metrics_offset").get_to(s.metrics_offset);
-  j.at("done").get_to(s.done);
-  j.at("fingerprint").get_to(s.fingerprint);
-}
 
 int64_t param_count(const torch::nn::Module& m) {
   int64_t n = 0;
@@ -197,7 +129,7 @@ class CycleRunner {
   // sends the checkpoint's bytes to the other ranks, so all ranks resume from the same one (and
   // the output directory need not be shared between machines).
   void start() {
-    const std::string ckpt_path = (fs::path(dir_) / kCheckpointName).string();
+    const std::string ckpt_path = (fs::path(dir_) / kRunCheckpointFile).string();
     const std::string fingerprint = config_fingerprint(cfg_, phases_);
     check_batch_split();
     enum : int64_t { kFresh = 0, kResume = 1, kRefused = 2 };
@@ -226,7 +158,7 @@ class CycleRunner {
     if (!dist_.is_main()) batches_ = adapter_.batches(cfg_);
     if (decision == kResume) {
       ckpt_bytes = dist_.broadcast_bytes(ckpt_bytes, "the checkpoint");
-      restore(checkpoint_from_bytes(ckpt_bytes, ckpt_path), ckpt_path, fingerprint);
+      restore(run_checkpoint_from(checkpoint_from_bytes(ckpt_bytes, ckpt_path), ckpt_path), ckpt_path, fingerprint);
       dist_.check_same(state_.global_step, "the resumed global step");
       return;
     }
@@ -266,12 +198,8 @@ class CycleRunner {
     if (metrics_) metrics_->append(row.dump());
   }
 
-  void restore(const Checkpoint& ckpt, const std::string& path, const std::string& fingerprint) {
-    try {
-      from_json(json::parse(ckpt.meta_json), state_);
-    } catch (const json::exception& e) {
-      throw InputError(path + ": checkpoint metadata is malformed (" + e.what() + ")");
-    }
+  void restore(const RunCheckpoint& ckpt, const std::string& path, const std::string& fingerprint) {
+    state_ = ckpt.state;
     if (state_.fingerprint != fingerprint) {
       throw InputError(path + ": the config changed since this run started (fingerprint " + state_.fingerprint +
                        ", now " + fingerprint + "); restore the original config or start a new output directory");
@@ -281,43 +209,27 @@ class CycleRunner {
       metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), state_.metrics_offset);
     }
     module_ = adapter_.build(levels_.shape(state_.model_level));
-    load_module_tensors(*module_, prefixed(ckpt.tensors, "model/"), path);
+    load_module_tensors(*module_, ckpt.model, path);
     module_->to(device_);
-    for (int l = 1; l < levels_.count(); ++l) {
-      TensorMap pre = prefixed(ckpt.tensors, "pre" + std::to_string(l) + "/");
-      if (!pre.empty()) theta_pre_[l] = std::move(pre);
+    for (const auto& [level, tensors] : ckpt.theta_pre) {
+      if (level >= 1 && level < levels_.count()) theta_pre_[level] = tensors;  // the levels this run has
     }
-    if (auto it = ckpt.blobs.find("rng"); it != ckpt.blobs.end()) {
-      auto rng = torch::empty({static_cast<int64_t>(it->second.size())}, torch::kUInt8);
-      std::memcpy(rng.data_ptr(), it->second.data(), it->second.size());
-      at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(rng);
-    }
+    if (ckpt.rng) set_cpu_rng_state(*ckpt.rng);
     if (state_.entered && state_.phase < static_cast<int>(phases_.size())) {
       make_optimizer(phases_[state_.phase]);
-      auto it = ckpt.blobs.find("optimizer");
-      if (it == ckpt.blobs.end()) throw InputError(path + ": checkpoint has no optimizer state");
-      optim::load_state(*optimizer_, it->second);
+      if (!ckpt.optimizer) throw InputError(path + ": checkpoint has no optimizer state");
+      optim::load_state(*optimizer_, *ckpt.optimizer);
     } else if (!state_.entered && state_.phase > 0 && state_.phase < static_cast<int>(phases_.size()) &&
                project_state()) {
       // Between two phases: the finished phase's optimizer, whose state the next level change
       // projects (see checkpoint()).
-      if (auto it = ckpt.blobs.find("optimizer"); it != ckpt.blobs.end()) {
+      if (ckpt.optimizer) {
         make_optimizer(phases_[state_.phase - 1]);
-        optim::load_state(*optimizer_, it->second);
+        optim::load_state(*optimizer_, *ckpt.optimizer);
       }
     }
     log(fmt::format("resumed {} at phase {}/{} step {} (global step {})", dir_, state_.phase + 1, phases_.size(),
                     state_.step, state_.global_step));
-  }
-
-  static TensorMap prefixed(const TensorMap& all, const std::string& prefix) {
-    TensorMap out;
-    for (const auto& [name, t] : all) {
-      if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = t;
-    }
-    return out;
   }
 
   // -------------------------------------------------------------------------- phases
@@ -581,28 +493,25 @@ class CycleRunner {
 
   // -------------------------------------------------------------------------- checkpoint
   void checkpoint() {
-    Checkpoint ckpt;
+    RunCheckpoint ckpt;
     for (const auto& [name, t] : module_tensors(*module_)) {
       if (!torch::isfinite(t).all().item<bool>()) {
         throw RunError(fmt::format("tensor '{}' is non-finite at phase {} step {}: refusing to write a checkpoint", name,
                                    state_.phase + 1, state_.step));
       }
-      ckpt.tensors["model/" + name] = t;
+      ckpt.model[name] = t;
     }
     if (!dist_.is_main()) return;  // rank 0 writes the run's checkpoints
-    for (const auto& [level, tensors] : theta_pre_) {
-      for (const auto& [name, t] : tensors) ckpt.tensors["pre" + std::to_string(level) + "/" + name] = t;
-    }
+    ckpt.theta_pre = theta_pre_;
     // Between phases (entered false) the finished phase's optimizer is kept too when the next level
     // change projects it, so that a resume from here projects the same state.
     const bool keep_finished = project_state() && state_.phase < static_cast<int>(phases_.size());
-    if (optimizer_ && (state_.entered || keep_finished)) ckpt.blobs["optimizer"] = optim::save_state(*optimizer_);
-    auto rng = at::detail::getDefaultCPUGenerator().get_state();
-    ckpt.blobs["rng"] = std::string(static_cast<const char*>(rng.data_ptr()), rng.numel());
+    if (optimizer_ && (state_.entered || keep_finished)) ckpt.optimizer = optim::save_state(*optimizer_);
+    ckpt.rng = cpu_rng_state();
     metrics_->sync();
     state_.metrics_offset = metrics_->offset();
-    ckpt.meta_json = json(state_).dump();
-    save_checkpoint((fs::path(dir_) / kCheckpointName).string(), ckpt);
+    ckpt.state = state_;
+    save_run_checkpoint((fs::path(dir_) / kRunCheckpointFile).string(), ckpt);
   }
 
   static TensorMap clone_tensors(const TensorMap& in) {
@@ -679,14 +588,7 @@ CycleResult run_cycle(const RunConfig& cfg, const ModelAdapter& adapter, const s
 }
 
 bool cycle_finished(const std::string& dir, const std::string& fingerprint) {
-  const std::string path = (fs::path(dir) / kCheckpointName).string();
-  if (!fs::exists(path)) return false;
-  try {
-    const json meta = json::parse(load_checkpoint(path).meta_json);
-    return meta.at("done").get<bool>() && meta.at("fingerprint").get<std::string>() == fingerprint;
-  } catch (const std::exception&) {
-    return false;
-  }
+  return run_checkpoint_finished((fs::path(dir) / kRunCheckpointFile).string(), fingerprint);
 }
 
 }  // namespace vcycle

@@ -17,6 +17,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/schedules/lr_schedule.h"
+#include "vcycle/schedules/run_checkpoint.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/registry.h"
 #include "vcycle/core/tensor_map.h"
@@ -33,25 +34,15 @@ constexpr const char* kSummaryName = "finetune.json";
 
 int64_t tensor_bytes(const torch::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
 
-// The model tensors (prefix "model/") of a run checkpoint, which must hold a level-1 (full) model.
+// The model tensors of a run checkpoint, which must hold a level-1 (full) model.
 TensorMap base_tensors(const std::string& path) {
-  Checkpoint ckpt = load_checkpoint(path);
-  int model_level = 1;
-  try {
-    const json meta = json::parse(ckpt.meta_json);
-    if (meta.contains("model_level")) model_level = meta.at("model_level").get<int>();
-  } catch (const json::exception& e) {
-    throw InputError(path + ": checkpoint metadata is malformed (" + e.what() + ")");
-  }
+  const Checkpoint ckpt = load_checkpoint(path);
+  const int model_level = checkpoint_model_level(ckpt, path);
   if (model_level != 1) {
     throw InputError(path + ": holds the level-" + std::to_string(model_level) +
                      " (coalesced) model of an unfinished V-cycle; fine-tune a finished run's checkpoint");
   }
-  TensorMap out;
-  const std::string prefix = "model/";
-  for (auto& [name, t] : ckpt.tensors) {
-    if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = t;
-  }
+  TensorMap out = checkpoint_model(ckpt);
   if (out.empty()) throw InputError(path + ": holds no model tensors (not a `vcycle train`/`vcycle run` checkpoint?)");
   return out;
 }

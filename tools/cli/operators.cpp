@@ -1,38 +1,28 @@
 // `vcycle coalesce | decoalesce | interpolate`: the operators on checkpoint files, by hand.
 //
-// A checkpoint's model tensors ("model/<name>") are matched against the config's level shapes to
+// A checkpoint's model tensors (run_checkpoint.h) are matched against the config's level shapes to
 // find their level; the output is a checkpoint holding only the new model tensors.
 #include <iostream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/errors.h"
-#include "vcycle/schedules/level_plan.h"
+#include "vcycle/core/runtime.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/operators/operators.h"
-#include "vcycle/core/runtime.h"
+#include "vcycle/schedules/level_plan.h"
+#include "vcycle/schedules/run_checkpoint.h"
 
 namespace vcycle::cli {
 
 namespace {
 
 TensorMap model_tensors(const std::string& path) {
-  TensorMap out;
-  for (const auto& [name, t] : load_checkpoint(path).tensors) {
-    if (name.rfind("model/", 0) == 0) out[name.substr(6)] = t;
-  }
+  TensorMap out = checkpoint_model(load_checkpoint(path));
   if (out.empty()) throw InputError(path + ": checkpoint holds no model tensors");
   return out;
-}
-
-void save_model(const std::string& path, const TensorMap& tensors, int level) {
-  Checkpoint c;
-  c.meta_json = nlohmann::json{{"level", level}}.dump();
-  for (const auto& [name, t] : tensors) c.tensors["model/" + name] = t;
-  save_checkpoint(path, c);
 }
 
 // The level (1-based) whose shape the tensors have; InputError listing the shapes otherwise.
@@ -79,7 +69,7 @@ void move_level(const OpArgs& a, bool down) {
                              : decoalesce(in, map, plan.shape(to), plan.factors());
   std::cout << fmt::format("{}: level {} ({}, {} elements) -> level {} ({}, {} elements)\n", down ? "coalesce" : "decoalesce",
                            level, plan.shape(level).to_string(), elements(in), to, plan.shape(to).to_string(), elements(out));
-  save_model(a.out, out, to);
+  save_model_checkpoint(a.out, out, to);
   std::cout << "wrote " << a.out << "\n";
 }
 
@@ -110,7 +100,7 @@ void add_operator_commands(CLI::App& app) {
     const TensorMap out = interpolate(pre, deco, args->alpha, parse_interpolation_mode(args->mode));
     std::cout << fmt::format("interpolate: {} tensors, {} elements, alpha {} ({})\n", out.size(), elements(out), args->alpha,
                              args->mode);
-    save_model(args->out, out, 0);
+    save_model_checkpoint(args->out, out, 0);
     std::cout << "wrote " << args->out << "\n";
   });
 }

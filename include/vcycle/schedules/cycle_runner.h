@@ -6,7 +6,8 @@
 //
 // Output directory of one run:
 //   metrics.jsonl    — eval / train / transition / phase_end rows (see README "Metrics")
-//   checkpoint.ckpt  — the latest checkpoint (and checkpoint.ckpt.prev, the one before)
+//   checkpoint.ckpt  — the latest checkpoint (and checkpoint.ckpt.prev, the one before); its
+//                      content is run_checkpoint.h's
 // Checkpoints are taken after every level transition, every `train.checkpoint_every` steps and at
 // every phase end; `resume` continues from the latest and reproduces an uninterrupted run exactly
 // (CPU, same threads).
