@@ -2,7 +2,8 @@
 // at level changes, evaluates, logs and checkpoints. See include/vcycle/schedules/cycle_runner.h.
 //
 // Read top to bottom: CycleRunner::run (the phase loop) → start / restore → enter_phase (level
-// transitions) → train_step → evaluate → checkpoint. The checkpoint's content is run_checkpoint.h's.
+// transitions) → train_step → evaluate → checkpoint. The checkpoint's content is run_checkpoint.h's;
+// the step and the evaluation are shared with fine-tuning (train_step.h, evaluate.h).
 #include "vcycle/schedules/cycle_runner.h"
 
 #include <chrono>
@@ -12,25 +13,23 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <unistd.h>
 
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <torch/nn/utils/clip_grad.h>
 
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/distributed.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/core/metrics.h"
+#include "vcycle/core/precision.h"
+#include "vcycle/operators/state_projection.h"
+#include "vcycle/optim/registry.h"
+#include "vcycle/schedules/evaluate.h"
 #include "vcycle/schedules/level_plan.h"
 #include "vcycle/schedules/lr_schedule.h"
-#include "vcycle/core/metrics.h"
-#include "vcycle/optim/registry.h"
-#include "vcycle/operators/state_projection.h"
-#include "vcycle/core/precision.h"
-#include "vcycle/core/runtime.h"
 #include "vcycle/schedules/run_checkpoint.h"
+#include "vcycle/schedules/train_step.h"
 
 namespace vcycle {
 
@@ -67,30 +66,6 @@ std::string human_duration(double s) {
   if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t % 3600) / 60);
   if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, t % 60);
   return fmt::format("{}s", t);
-}
-
-// One rank's part of a step's global batch (data-parallel runs; the whole batch for one process).
-// The global batch is micro_count micro-batches of micro_rows rows, in order: rows
-// [m·micro_rows, (m+1)·micro_rows) are micro-batch m. Rank r of W takes the contiguous rows
-// [r·G/W, (r+1)·G/W) of the G = micro_count·micro_rows rows, as pieces that never cross a micro-batch
-// (so a piece holds at most micro_rows rows: the memory of one micro-batch).
-struct BatchPiece {
-  int64_t micro;  // which micro-batch
-  int64_t lo, hi; // rows [lo, hi) of it
-};
-
-std::vector<BatchPiece> batch_pieces(int64_t micro_count, int64_t micro_rows, int rank, int world) {
-  const int64_t share = micro_count * micro_rows / world;
-  const int64_t first = rank * share, last = first + share;
-  std::vector<BatchPiece> out;
-  for (int64_t m = first / micro_rows; m < micro_count && m * micro_rows < last; ++m) {
-    out.push_back({m, std::max(first, m * micro_rows) - m * micro_rows, std::min(last, (m + 1) * micro_rows) - m * micro_rows});
-  }
-  return out;
-}
-
-Batch slice_rows(const Batch& b, int64_t lo, int64_t hi, int64_t rows) {
-  return Batch{b.input.narrow(0, lo, hi - lo), b.target.narrow(0, lo, hi - lo), b.tokens * (hi - lo) / rows};
 }
 
 // ---------------------------------------------------------------------------- the runner
@@ -353,52 +328,24 @@ class CycleRunner {
   }
 
   // -------------------------------------------------------------------------- one step
+  // What the loops of train_step.h and evaluate.h work on: the model of the current level.
+  TrainingContext context() const {
+    return TrainingContext{adapter_, *module_, *batches_, device_, precision_, dist_, cfg_.distributed.bucket_mb * 1024 * 1024};
+  }
+
   void train_step(const PhaseConfig& phase) {
     const auto t0 = Clock::now();
     const double lr = lr_at(phase, state_.step);
-    optim::set_learning_rate(*optimizer_, lr);
-    // Gradient accumulation: n equal micro-batches, each loss scaled by 1/n, give the gradient of
-    // the mean loss over the whole step's batch. Checkpoints are taken at step boundaries only.
-    // Data-parallel: this rank back-propagates its rows of the same global batch, each piece's loss
-    // scaled by its share of that batch, and the all-reduced sum is the global batch's gradient.
-    const int64_t micro_count = cfg_.grad_accum_of(phase);
-    const int64_t micro_rows = cfg_.batch_size_of(phase);
-    optimizer_->zero_grad();
-    double loss_value = 0;
-    double step_tokens = 0;
-    for (const BatchPiece& piece : batch_pieces(micro_count, micro_rows, dist_.rank(), dist_.world())) {
-      Batch batch = batches_->train_batch(state_.global_step, micro_rows, piece.micro, micro_count);
-      const int64_t rows = piece.hi - piece.lo;
-      if (rows != micro_rows) batch = slice_rows(batch, piece.lo, piece.hi, micro_rows);
-      batch.input = batch.input.to(device_);
-      batch.target = batch.target.to(device_);
-      torch::Tensor loss;
-      {
-        AutocastGuard autocast(precision_, device_);
-        loss = adapter_.loss(*module_, batch);
-      }
-      torch::Tensor scaled = rows == micro_rows ? loss : loss * (static_cast<double>(rows) / static_cast<double>(micro_rows));
-      (micro_count == 1 ? scaled : scaled / static_cast<double>(micro_count)).backward();
-      loss_value += loss.item<double>() * (static_cast<double>(rows) / static_cast<double>(micro_rows)) /
-                    static_cast<double>(micro_count);
-      step_tokens += static_cast<double>(batch.tokens);
-    }
-    if (dist_.distributed()) {
-      std::vector<torch::Tensor> grads;
-      for (auto& p : params_) {
-        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-        grads.push_back(p.grad());
-      }
-      const std::string where = fmt::format("(phase {} step {})", state_.phase + 1, state_.step + 1);
-      dist_.all_reduce_sum(grads, "gradients " + where, cfg_.distributed.bucket_mb * 1024 * 1024);
-      const auto sums = dist_.all_reduce_sum(std::vector<double>{loss_value, step_tokens}, "the loss " + where);
-      loss_value = sums[0];
-      step_tokens = sums[1];
-    }
-    const double max_norm = cfg_.train.max_grad_norm > 0 ? cfg_.train.max_grad_norm : std::numeric_limits<double>::infinity();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
-
-    const bool finite = std::isfinite(loss_value) && std::isfinite(grad_norm);
+    StepSpec spec;
+    spec.global_step = state_.global_step;
+    spec.micro_rows = cfg_.batch_size_of(phase);
+    spec.micro_count = cfg_.grad_accum_of(phase);
+    spec.lr = lr;
+    spec.max_grad_norm = cfg_.train.max_grad_norm;
+    spec.where = fmt::format("(phase {} step {})", state_.phase + 1, state_.step + 1);
+    const StepResult step = vcycle::train_step(context(), *optimizer_, params_, spec);
+    const double loss_value = step.loss, grad_norm = step.grad_norm;
+    const bool finite = step.finite();
     if (!finite && cfg_.train.on_nonfinite == "stop") {
       throw RunError(fmt::format("non-finite {} at phase {} (level {}) step {}: loss {}, grad norm {} "
                                  "(no checkpoint written; set train.on_nonfinite: skip_step to skip such steps)",
@@ -406,7 +353,6 @@ class CycleRunner {
                                  state_.step + 1, loss_value, grad_norm));
     }
     if (finite) {
-      optimizer_->step();
       state_.loss_sum += loss_value;
       ++state_.loss_count;
     } else {
@@ -414,69 +360,55 @@ class CycleRunner {
       warn(fmt::format("skipped step {} of phase {}: non-finite loss {} / grad norm {}", state_.step + 1, state_.phase + 1,
                       loss_value, grad_norm));
     }
+    count_step(step.tokens, seconds_since(t0));
+    if (state_.step % cfg_.train.log_every == 0 || state_.step == phase.steps) log_train(phase, lr, grad_norm);
+  }
 
-    const double step_flops = step_tokens * train_flops_per_token(levels_.flops(state_.model_level));
+  // Advances the position and the counters by one step of `tokens` that took `wall` seconds.
+  void count_step(double tokens, double wall) {
+    const double step_flops = tokens * train_flops_per_token(levels_.flops(state_.model_level));
     ++state_.step;
     ++state_.global_step;
-    state_.tokens += step_tokens;
+    state_.tokens += tokens;
     state_.train_flops += step_flops;
-    const double dt = seconds_since(t0);
-    state_.train_wall += dt;
-    recent_tokens_ += step_tokens;
+    state_.train_wall += wall;
+    recent_tokens_ += tokens;
     recent_flops_ += step_flops;
-    recent_wall_ += dt;
+    recent_wall_ += wall;
+  }
 
-    if (state_.step % cfg_.train.log_every == 0 || state_.step == phase.steps) {
-      const double train_loss = state_.loss_count > 0 ? state_.loss_sum / static_cast<double>(state_.loss_count)
-                                                      : std::numeric_limits<double>::quiet_NaN();
-      const double tok_s = recent_wall_ > 0 ? recent_tokens_ / recent_wall_ : 0;
-      json row = {{"type", "train"},         {"phase", state_.phase},     {"level", phase.level},
-                  {"step", state_.step},     {"lr", lr},                  {"grad_norm", grad_norm},
-                  {"tokens_per_s", tok_s}};
-      row["train_loss"] = std::isfinite(train_loss) ? json(train_loss) : json(nullptr);
-      add_counters(row);
-      emit(row);
-      progress(phase, train_loss, lr, tok_s);
-      state_.loss_sum = 0;
-      state_.loss_count = 0;
-      recent_tokens_ = recent_flops_ = recent_wall_ = 0;
-    }
+  // The train row and progress line: the mean loss and the throughput since the last one.
+  void log_train(const PhaseConfig& phase, double lr, double grad_norm) {
+    const double train_loss = state_.loss_count > 0 ? state_.loss_sum / static_cast<double>(state_.loss_count)
+                                                    : std::numeric_limits<double>::quiet_NaN();
+    const double tok_s = recent_wall_ > 0 ? recent_tokens_ / recent_wall_ : 0;
+    json row = {{"type", "train"},         {"phase", state_.phase},     {"level", phase.level},
+                {"step", state_.step},     {"lr", lr},                  {"grad_norm", grad_norm},
+                {"tokens_per_s", tok_s}};
+    row["train_loss"] = std::isfinite(train_loss) ? json(train_loss) : json(nullptr);
+    add_counters(row);
+    emit(row);
+    progress(phase, train_loss, lr, tok_s);
+    state_.loss_sum = 0;
+    state_.loss_count = 0;
+    recent_tokens_ = recent_flops_ = recent_wall_ = 0;
   }
 
   // -------------------------------------------------------------------------- evaluation
   void evaluate() {
     const auto t0 = Clock::now();
-    torch::NoGradGuard no_grad;
-    module_->eval();
-    double sum = 0;
-    double tokens = 0;
-    std::map<std::string, double> extra;  // the adapter's extra metrics (ViT: val_accuracy), summed over batches
-    const int64_t n = batches_->valid_batch_count();
-    for (int64_t i = dist_.rank(); i < n; i += dist_.world()) {  // data-parallel: every world-th batch
-      Batch b = batches_->valid_batch(i);
-      AutocastGuard autocast(precision_, device_);
-      std::map<std::string, double> metrics;
-      sum += adapter_.eval_loss(*module_, Batch{b.input.to(device_), b.target.to(device_), b.tokens}, metrics).item<double>();
-      for (const auto& [name, value] : metrics) extra[name] += value;
-      tokens += static_cast<double>(b.tokens);
-    }
-    module_->train();
-    if (dist_.distributed()) {
-      const auto sums = dist_.all_reduce_sum(std::vector<double>{sum, tokens},
-                                             fmt::format("the evaluation loss (phase {} step {})", state_.phase + 1, state_.step));
-      sum = sums[0];
-      tokens = sums[1];
-    }
-    state_.last_val_loss = sum / static_cast<double>(n);
+    const EvalResult eval =
+        vcycle::evaluate(context(), fmt::format("the evaluation loss (phase {} step {})", state_.phase + 1, state_.step));
+    state_.last_val_loss = eval.loss;
     state_.last_eval_step = state_.step;
-    state_.eval_flops += tokens * forward_flops_per_token(levels_.flops(state_.model_level));
+    state_.eval_flops += eval.tokens * forward_flops_per_token(levels_.flops(state_.model_level));
     state_.eval_wall += seconds_since(t0);
     json row = {{"type", "eval"},
                 {"phase", state_.phase},
                 {"level", state_.model_level},
                 {"step", state_.step},
                 {"val_loss", state_.last_val_loss}};
-    for (const auto& [name, total] : extra) row[name] = total / static_cast<double>(n);
+    for (const auto& [name, mean] : eval.metrics) row[name] = mean;
     add_counters(row);
     emit(row);
   }

@@ -3,21 +3,20 @@
 #include "vcycle/schedules/finetune.h"
 
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <iostream>
-#include <limits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/cuda.h>
 
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/schedules/evaluate.h"
 #include "vcycle/schedules/lr_schedule.h"
 #include "vcycle/schedules/run_checkpoint.h"
+#include "vcycle/schedules/train_step.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/registry.h"
 #include "vcycle/core/tensor_map.h"
@@ -45,19 +44,6 @@ TensorMap base_tensors(const std::string& path) {
   TensorMap out = checkpoint_model(ckpt);
   if (out.empty()) throw InputError(path + ": holds no model tensors (not a `vcycle train`/`vcycle run` checkpoint?)");
   return out;
-}
-
-double evaluate(const ModelAdapter& adapter, torch::nn::Module& model, BatchSource& batches, const torch::Device& device) {
-  torch::NoGradGuard no_grad;
-  model.eval();
-  double sum = 0;
-  const int64_t n = batches.valid_batch_count();
-  for (int64_t i = 0; i < n; ++i) {
-    Batch b = batches.valid_batch(i);
-    sum += adapter.loss(model, Batch{b.input.to(device), b.target.to(device), b.tokens}).item<double>();
-  }
-  model.train();
-  return sum / static_cast<double>(n);
 }
 
 }  // namespace
@@ -101,8 +87,10 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
   data_cfg.eval = cfg.eval;
   data_cfg.seed = cfg.seed;
   auto batches = adapter->batches(data_cfg);
+  const DistContext single_process;
+  const TrainingContext ctx{*adapter, *model, *batches, device, Precision::fp32, single_process};
 
-  result.loss_before = evaluate(*adapter, *model, *batches, device);
+  result.loss_before = evaluate(ctx, "").loss;
   lora::require_routed(*model);  // the forward really goes through the adapters
   say(fmt::format("validation loss before fine-tuning {:.4f}", result.loss_before));
 
@@ -110,27 +98,22 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
   auto optimizer = optim::make_optimizer(cfg.phase.optimizer, params, cfg.phase.lr,
                                          cfg.optimizers.IsDefined() ? cfg.optimizers[cfg.phase.optimizer] : YAML::Node(),
                                          cfg.file);
-  const double max_norm = cfg.max_grad_norm > 0 ? cfg.max_grad_norm : std::numeric_limits<double>::infinity();
   double loss_sum = 0;
   int64_t loss_count = 0;
   const auto t0 = std::chrono::steady_clock::now();
   model->train();
   for (int64_t step = 0; step < cfg.phase.steps; ++step) {
-    const double lr = lr_at(cfg.phase, step);
-    optim::set_learning_rate(*optimizer, lr);
-    optimizer->zero_grad();
-    Batch batch = batches->train_batch(step, cfg.data.batch_size, 0, 1);
-    batch.input = batch.input.to(device);
-    batch.target = batch.target.to(device);
-    torch::Tensor loss = adapter->loss(*model, batch);
-    loss.backward();
-    const double loss_value = loss.item<double>();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(trainable, max_norm);
-    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
+    StepSpec spec;
+    spec.global_step = step;
+    spec.micro_rows = cfg.data.batch_size;
+    spec.lr = lr_at(cfg.phase, step);
+    spec.max_grad_norm = cfg.max_grad_norm;
+    const StepResult r = train_step(ctx, *optimizer, trainable, spec);
+    const double lr = spec.lr, loss_value = r.loss, grad_norm = r.grad_norm;
+    if (!r.finite()) {
       throw RunError(fmt::format("non-finite loss {} / gradient norm {} at fine-tuning step {}; lower lr", loss_value,
                                  grad_norm, step + 1));
     }
-    optimizer->step();
     loss_sum += loss_value;
     ++loss_count;
     const int64_t done = step + 1;
@@ -142,16 +125,16 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
       loss_count = 0;
     }
     if ((done % cfg.eval.every == 0) && done != cfg.phase.steps) {
-      say(fmt::format("step {}  validation loss {:.4f}", done, evaluate(*adapter, *model, *batches, device)));
+      say(fmt::format("step {}  validation loss {:.4f}", done, evaluate(ctx, "").loss));
     }
   }
   for (const auto& p : trainable) result.grad_bytes += tensor_bytes(p.grad());
   result.optimizer_state_bytes = optim::state_bytes(*optimizer);
 
   // ---- after: the adapters as trained, and merged into W as they would be deployed
-  result.loss_after = evaluate(*adapter, *model, *batches, device);
+  result.loss_after = evaluate(ctx, "").loss;
   lora::merge(*model);
-  result.loss_merged = evaluate(*adapter, *model, *batches, device);
+  result.loss_merged = evaluate(ctx, "").loss;
   lora::unmerge(*model);
   say(fmt::format("validation loss after fine-tuning {:.4f} (merged {:.4f}; before {:.4f})", result.loss_after,
                   result.loss_merged, result.loss_before));
