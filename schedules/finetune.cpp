@@ -13,13 +13,13 @@
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/core/tensor_map.h"
+#include "vcycle/models/registry.h"
+#include "vcycle/optim/registry.h"
 #include "vcycle/schedules/evaluate.h"
 #include "vcycle/schedules/lr_schedule.h"
 #include "vcycle/schedules/run_checkpoint.h"
 #include "vcycle/schedules/train_step.h"
-#include "vcycle/models/registry.h"
-#include "vcycle/optim/registry.h"
-#include "vcycle/core/tensor_map.h"
 
 namespace vcycle {
 
@@ -31,7 +31,13 @@ namespace {
 constexpr const char* kAdapterName = "adapters.lora";
 constexpr const char* kSummaryName = "finetune.json";
 
+using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
+
 int64_t tensor_bytes(const torch::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
+
+void say(bool quiet, const std::string& line) {
+  if (!quiet) std::cerr << "[finetune] " << line << "\n";
+}
 
 // The model tensors of a run checkpoint, which must hold a level-1 (full) model.
 TensorMap base_tensors(const std::string& path) {
@@ -46,62 +52,56 @@ TensorMap base_tensors(const std::string& path) {
   return out;
 }
 
-}  // namespace
-
-FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
-  auto say = [&](const std::string& line) {
-    if (!quiet) std::cerr << "[finetune] " << line << "\n";
-  };
-  const torch::Device device(cfg.device);
-  if (device.is_cuda() && !torch::cuda::is_available()) throw InputError(cfg.file + ": device: " + cfg.device + " but CUDA is not available");
-
-  // ---- the base model, exactly as trained
-  auto adapter = make_builtin_model(cfg.base);
-  auto model = adapter->build(adapter->top_shape());
+// The base model, exactly as trained; its parameter bytes go into `result`.
+std::shared_ptr<torch::nn::Module> load_base(const FinetuneConfig& cfg, const ModelAdapter& adapter, FinetuneResult& result) {
+  auto model = adapter.build(adapter.top_shape());
   load_module_tensors(*model, base_tensors(cfg.base_checkpoint), cfg.base_checkpoint);
-  int64_t base_param_bytes = 0;
-  for (const auto& p : model->parameters()) base_param_bytes += tensor_bytes(p);
+  for (const auto& p : model->parameters()) result.base_param_bytes += tensor_bytes(p);
+  return model;
+}
 
-  // ---- LoRA (seeded: A's initialisation and dropout masks)
+// Injects the LoRA layers (seeded: A's initialisation and dropout masks), moves the model to
+// `device` and returns the adapter parameters, the only trainable ones; counts go into `result`.
+NamedParams add_lora(const FinetuneConfig& cfg, torch::nn::Module& model, const torch::Device& device, FinetuneResult& result,
+                     bool quiet) {
   torch::manual_seed(cfg.seed);
-  FinetuneResult result;
-  result.layers = lora::inject(*model, cfg.targets, cfg.lora);
-  model->to(device);
-  const auto params = lora::adapter_parameters(*model);
-  std::vector<torch::Tensor> trainable;
+  result.layers = lora::inject(model, cfg.targets, cfg.lora);
+  model.to(device);
+  NamedParams params = lora::adapter_parameters(model);
   for (const auto& [name, p] : params) {
-    trainable.push_back(p);
     result.trainable_params += p.numel();
     result.adapter_bytes += tensor_bytes(p);
   }
-  for (const auto& p : model->parameters()) result.total_params += p.numel();
-  result.base_param_bytes = base_param_bytes;
-  say(fmt::format("{} LoRA layers (r={}, alpha={}): {} … {}", result.layers.size(), cfg.lora.r(), cfg.lora.alpha(),
-                  result.layers.front(), result.layers.back()));
-  say(fmt::format("trainable parameters {} of {} ({:.3f}%)", result.trainable_params, result.total_params,
-                  100.0 * static_cast<double>(result.trainable_params) / static_cast<double>(result.total_params)));
+  for (const auto& p : model.parameters()) result.total_params += p.numel();
+  say(quiet, fmt::format("{} LoRA layers (r={}, alpha={}): {} … {}", result.layers.size(), cfg.lora.r(), cfg.lora.alpha(),
+                         result.layers.front(), result.layers.back()));
+  say(quiet, fmt::format("trainable parameters {} of {} ({:.3f}%)", result.trainable_params, result.total_params,
+                         100.0 * static_cast<double>(result.trainable_params) / static_cast<double>(result.total_params)));
+  return params;
+}
 
-  // ---- downstream data: the base run's config with our token files and batch settings
+// The downstream data: the base run's config with our token files and batch settings.
+std::unique_ptr<BatchSource> downstream_batches(const FinetuneConfig& cfg, const ModelAdapter& adapter) {
   RunConfig data_cfg = cfg.base;
   data_cfg.data = cfg.data;
   data_cfg.eval = cfg.eval;
   data_cfg.seed = cfg.seed;
-  auto batches = adapter->batches(data_cfg);
-  const DistContext single_process;
-  const TrainingContext ctx{*adapter, *model, *batches, device, Precision::fp32, single_process};
+  return adapter.batches(data_cfg);
+}
 
-  result.loss_before = evaluate(ctx, "").loss;
-  lora::require_routed(*model);  // the forward really goes through the adapters
-  say(fmt::format("validation loss before fine-tuning {:.4f}", result.loss_before));
-
-  // ---- train the adapters
+// Trains the adapters for the phase's steps; the memory of their gradients and optimizer state goes
+// into `result`. RunError on a non-finite loss or gradient norm.
+void train_adapters(const FinetuneConfig& cfg, const TrainingContext& ctx, const NamedParams& params, FinetuneResult& result,
+                    bool quiet) {
   auto optimizer = optim::make_optimizer(cfg.phase.optimizer, params, cfg.phase.lr,
                                          cfg.optimizers.IsDefined() ? cfg.optimizers[cfg.phase.optimizer] : YAML::Node(),
                                          cfg.file);
+  std::vector<torch::Tensor> trainable;
+  for (const auto& [name, p] : params) trainable.push_back(p);
   double loss_sum = 0;
   int64_t loss_count = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  model->train();
+  ctx.module.train();
   for (int64_t step = 0; step < cfg.phase.steps; ++step) {
     StepSpec spec;
     spec.global_step = step;
@@ -109,41 +109,34 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
     spec.lr = lr_at(cfg.phase, step);
     spec.max_grad_norm = cfg.max_grad_norm;
     const StepResult r = train_step(ctx, *optimizer, trainable, spec);
-    const double lr = spec.lr, loss_value = r.loss, grad_norm = r.grad_norm;
     if (!r.finite()) {
-      throw RunError(fmt::format("non-finite loss {} / gradient norm {} at fine-tuning step {}; lower lr", loss_value,
-                                 grad_norm, step + 1));
+      throw RunError(fmt::format("non-finite loss {} / gradient norm {} at fine-tuning step {}; lower lr", r.loss,
+                                 r.grad_norm, step + 1));
     }
-    loss_sum += loss_value;
+    loss_sum += r.loss;
     ++loss_count;
     const int64_t done = step + 1;
     if (done % cfg.log_every == 0 || done == cfg.phase.steps) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      say(fmt::format("step {}/{}  lr {:.3g}  train loss {:.4f}  grad norm {:.3f}  {:.1f}s", done, cfg.phase.steps, lr,
-                      loss_sum / static_cast<double>(loss_count), grad_norm, secs));
+      say(quiet, fmt::format("step {}/{}  lr {:.3g}  train loss {:.4f}  grad norm {:.3f}  {:.1f}s", done, cfg.phase.steps,
+                             spec.lr, loss_sum / static_cast<double>(loss_count), r.grad_norm, secs));
       loss_sum = 0;
       loss_count = 0;
     }
     if ((done % cfg.eval.every == 0) && done != cfg.phase.steps) {
-      say(fmt::format("step {}  validation loss {:.4f}", done, evaluate(ctx, "").loss));
+      say(quiet, fmt::format("step {}  validation loss {:.4f}", done, evaluate(ctx, "").loss));
     }
   }
   for (const auto& p : trainable) result.grad_bytes += tensor_bytes(p.grad());
   result.optimizer_state_bytes = optim::state_bytes(*optimizer);
+}
 
-  // ---- after: the adapters as trained, and merged into W as they would be deployed
-  result.loss_after = evaluate(ctx, "").loss;
-  lora::merge(*model);
-  result.loss_merged = evaluate(ctx, "").loss;
-  lora::unmerge(*model);
-  say(fmt::format("validation loss after fine-tuning {:.4f} (merged {:.4f}; before {:.4f})", result.loss_after,
-                  result.loss_merged, result.loss_before));
-
-  // ---- outputs
+// The adapters-only file and the JSON summary in cfg.output.
+void write_outputs(const FinetuneConfig& cfg, const torch::nn::Module& model, FinetuneResult& result) {
   fs::create_directories(cfg.output);
   result.adapter_path = (fs::path(cfg.output) / kAdapterName).string();
   result.summary_path = (fs::path(cfg.output) / kSummaryName).string();
-  lora::save_adapters(*model, result.adapter_path);
+  lora::save_adapters(model, result.adapter_path);
   const json summary = {{"name", cfg.name},
                         {"base_checkpoint", cfg.base_checkpoint},
                         {"layers", result.layers},
@@ -165,6 +158,36 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
                         {"val_loss_after", result.loss_after},
                         {"val_loss_merged", result.loss_merged}};
   write_file_atomic(result.summary_path, summary.dump(2) + "\n");
+}
+
+}  // namespace
+
+FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
+  const torch::Device device(cfg.device);
+  if (device.is_cuda() && !torch::cuda::is_available()) throw InputError(cfg.file + ": device: " + cfg.device + " but CUDA is not available");
+  FinetuneResult result;
+  auto adapter = make_builtin_model(cfg.base);
+  auto model = load_base(cfg, *adapter, result);
+  const NamedParams params = add_lora(cfg, *model, device, result, quiet);
+  auto batches = downstream_batches(cfg, *adapter);
+  const DistContext single_process;
+  const TrainingContext ctx{*adapter, *model, *batches, device, Precision::fp32, single_process};
+
+  result.loss_before = evaluate(ctx, "").loss;
+  lora::require_routed(*model);  // the forward really goes through the adapters
+  say(quiet, fmt::format("validation loss before fine-tuning {:.4f}", result.loss_before));
+
+  train_adapters(cfg, ctx, params, result, quiet);
+
+  // The adapters as trained, and merged into W as they would be deployed.
+  result.loss_after = evaluate(ctx, "").loss;
+  lora::merge(*model);
+  result.loss_merged = evaluate(ctx, "").loss;
+  lora::unmerge(*model);
+  say(quiet, fmt::format("validation loss after fine-tuning {:.4f} (merged {:.4f}; before {:.4f})", result.loss_after,
+                         result.loss_merged, result.loss_before));
+
+  write_outputs(cfg, *model, result);
   return result;
 }
 
