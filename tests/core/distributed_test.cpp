@@ -222,7 +222,7 @@ TEST_CASE("dist: --nproc 0 and an uneven batch split are rejected", "[dist][cli]
   CHECK_FALSE(std::filesystem::exists(dir.str("out/vcycle/checkpoint.ckpt")));
 }
 
-TEST_CASE("dist: the single-process context communicates nothing; --nproc is stripped for workers", "[dist]") {
+TEST_CASE("dist: the single-process context communicates nothing, and --nproc is stripped for workers", "[dist]") {
   DistContext single;
   CHECK(single.world() == 1);
   CHECK(single.is_main());
@@ -238,7 +238,7 @@ TEST_CASE("dist: the single-process context communicates nothing; --nproc is str
         std::vector<std::string>{"run", "c.yaml", "--quiet"});
 }
 
-TEST_CASE("dist: 2 processes over Gloo equal 1 process with the same global batch; kill + --resume", "[dist][cli]") {
+TEST_CASE("dist: 2 processes over Gloo equal 1 process with the same global batch, also after kill + --resume", "[dist][cli]") {
   test::TempDir dir("dist");
   test::prepare_fixture_corpus(dir.str("data"));
   for (const char* run : {"one", "two", "kill"}) {

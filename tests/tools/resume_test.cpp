@@ -80,7 +80,7 @@ TEST_CASE("train: SIGKILL + --resume ends with the parameters and metrics of an 
   CHECK(timeless_rows(dir.str("a/baseline/metrics.jsonl")) == timeless_rows(metrics));
 }
 
-TEST_CASE("train: a run directory is never overwritten without --resume; a changed config is refused", "[cli][resume]") {
+TEST_CASE("train: a run directory is never overwritten without --resume, and a changed config is refused", "[cli][resume]") {
   test::TempDir dir("resume2");
   test::prepare_fixture_corpus(dir.str("data"));
   test::write_text(dir.str("a.yaml"), tiny_baseline_config(dir.str("data"), dir.str("a")));
