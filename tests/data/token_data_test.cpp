@@ -67,7 +67,7 @@ TEST_CASE("token files are validated when opened", "[data]") {
   CHECK(TokenFile(dir.str("big.bin"), 301).size() == 2);
 }
 
-TEST_CASE("training batches are a pure function of the step; targets are inputs shifted by one", "[data]") {
+TEST_CASE("training batches are a pure function of the step, and targets are inputs shifted by one", "[data]") {
   test::TempDir dir("batches");
   test::prepare_fixture_corpus(dir.str());
   TokenBatchSource a(dir.str("train.bin"), dir.str("valid.bin"), 256, 4, 32, 1234, 3);

@@ -165,7 +165,7 @@ TEST_CASE("builder errors name the space or pattern", "[operators][param_map]") 
   CHECK(contains(input_error([&] { map.unit("ffn"); }), "'ffn'"));
 }
 
-TEST_CASE("level shapes divide every space and the layers; indivisible sizes are named", "[operators][param_map]") {
+TEST_CASE("level shapes divide every space and the layers, and indivisible sizes are named", "[operators][param_map]") {
   auto cfg = optest::small_gpt(true);
   cfg.layers = 8;
   cfg.hidden = 24;

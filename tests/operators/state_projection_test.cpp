@@ -228,7 +228,7 @@ TEST_CASE("optimizer state projects down and up by parameter name (AdamW, CAME)"
   }
 }
 
-TEST_CASE("LAMB and Adafactor state projects and trains on; mismatches are errors", "[projection]") {
+TEST_CASE("LAMB and Adafactor state projects and trains on, and mismatches are errors", "[projection]") {
   const GPTConfig cfg = tiny_gpt();
   const ParamMap map = gpt_param_map(cfg);
   const LevelShape large = gpt_level_shape(cfg);
