@@ -9,7 +9,7 @@
 
 #include "test_util.h"
 
-TEST_CASE("test names: no TEST_CASE name holds a ';'", "[meta]") {
+TEST_CASE("test names: no test name holds a semicolon", "[meta]") {
   namespace fs = std::filesystem;
   static const std::regex test_case(R"re(TEST_CASE\s*\(\s*"([^"]*)")re");
   int names = 0;
