@@ -162,3 +162,43 @@ TEST_CASE("every shipped config in configs/ loads and validates", "[config]") {
   }
   CHECK(count >= 5);
 }
+
+TEST_CASE("the config fingerprint of a fixed config is pinned (resumes of older runs keep working)", "[config]") {
+  // A checkpoint stores the fingerprint of the config that wrote it; a resume compares it with the
+  // config's fingerprint now. These values were computed by the string-typed RunConfig (before its
+  // enums and parsed optimizer options) and must not change when the config's representation does.
+  test::TempDir dir("pinned");
+  test::prepare_fixture_corpus(dir.str());
+  const std::string data = "data: { train: " + dir.str("train.bin") + ", valid: " + dir.str("valid.bin") + " }\n";
+  const std::string every_key =
+      "name: pinned\nseed: 11\ndevice: cpu\nprecision: bf16\nthreads: 2\n"
+      "model: { type: gpt, layers: 2, hidden: 32, heads: 2, ffn: 64, context: 16 }\n" + data +
+      "levels: { count: 2, width_factor: 2, depth_factor: 1, pairing: { width: neighbors, depth: halves },\n"
+      "          interpolation: { alpha: 0.25, mode: norm_matched }, optimizer_state: project }\n"
+      "phases:\n"
+      "  - { level: 1, steps: 10, optimizer: came, lr: 1e-3, warmup: 2, batch_size: 3, grad_accum: 2 }\n"
+      "  - { level: 2, steps: 12, optimizer: lamb, lr: 2e-3, schedule: constant }\n"
+      "  - { level: 1, steps: 8, optimizer: adafactor, lr: 1e-3, min_lr_ratio: 0.5 }\n"
+      "baseline: { steps: 30, optimizer: adamw, lr: 1e-3 }\n"
+      "optimizers:\n"
+      "  came: { betas: [0.9, 0.999, 0.9999], eps: [1.0e-30, 1.0e-16], no_decay: [bias] }\n"
+      "  adamw: { weight_decay: 0.05 }\n"
+      "eval: { every: 5, batches: 3 }\n"
+      "train: { max_grad_norm: 0.5, on_nonfinite: skip_step }\n";
+  const std::string defaults =
+      "model: { type: gpt, layers: 2, hidden: 32, heads: 2, context: 16 }\n" + data +
+      "levels: { count: 2 }\n"
+      "phases:\n"
+      "  - { level: 1, steps: 10 }\n"
+      "  - { level: 2, steps: 10 }\n"
+      "  - { level: 1, steps: 10 }\n";
+  auto fingerprints = [](const std::string& text) {
+    RunConfig cfg = parse_config(YAML::Load(text), "pinned.yaml");
+    cfg.data.train = "data/train.bin";  // the fingerprint holds the paths: make them independent of the temp dir
+    cfg.data.valid = "data/valid.bin";
+    std::vector<PhaseConfig> first{cfg.phases.front()};
+    return std::vector<std::string>{config_fingerprint(cfg, cfg.phases), config_fingerprint(cfg, first)};
+  };
+  CHECK(fingerprints(every_key) == std::vector<std::string>{"2adad563-241", "6cf63bf5-190"});
+  CHECK(fingerprints(defaults) == std::vector<std::string>{"8bc23952-1bb", "3232990b-10b"});
+}
