@@ -4,8 +4,6 @@
 #include <zlib.h>
 
 #include <filesystem>
-#include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include "vcycle/core/errors.h"
@@ -22,57 +20,6 @@ std::string lr_schedule_name(LrSchedule s) { return s == LrSchedule::constant ? 
 std::vector<PhaseConfig> RunConfig::baseline_phases() const {
   if (!baseline) return {};
   return {*baseline};
-}
-
-// ---------------------------------------------------------------------------- overrides
-void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file) {
-  const auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0) {
-    throw ConfigError("--set", assignment, "expected key=value (e.g. phases[1].lr=2e-3)");
-  }
-  const std::string path = assignment.substr(0, eq);
-  YAML::Node value;
-  try {
-    value = YAML::Load(assignment.substr(eq + 1));
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("--set", path, std::string("value is not valid YAML: ") + e.what());
-  }
-  // Walk "a.b[2].c": keys separated by '.', list indices in brackets. yaml-cpp nodes are handles,
-  // so the walk keeps a chain of handles and assigns through the last one.
-  std::vector<YAML::Node> chain{root};
-  size_t i = 0;
-  std::string walked;
-  while (i < path.size()) {
-    YAML::Node cur = chain.back();
-    if (path[i] == '[') {
-      const auto close = path.find(']', i);
-      if (close == std::string::npos) throw ConfigError("--set", path, "unclosed '['");
-      size_t idx = 0;
-      try {
-        idx = std::stoul(path.substr(i + 1, close - i - 1));
-      } catch (const std::exception&) {
-        throw ConfigError("--set", path, "list index must be a number");
-      }
-      if (!cur.IsSequence() || idx >= cur.size()) {
-        throw ConfigError(file, walked, "has no element [" + std::to_string(idx) + "] to override");
-      }
-      walked += path.substr(i, close - i + 1);
-      chain.push_back(cur[idx]);
-      i = close + 1;
-      if (i < path.size() && path[i] == '.') ++i;
-    } else {
-      auto end = path.find_first_of(".[", i);
-      if (end == std::string::npos) end = path.size();
-      const std::string key = path.substr(i, end - i);
-      if (key.empty()) throw ConfigError("--set", path, "empty key");
-      if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap()) throw ConfigError(file, walked, "is not a map");
-      walked += (walked.empty() ? "" : ".") + key;
-      chain.push_back(cur[key]);
-      i = end;
-      if (i < path.size() && path[i] == '.') ++i;
-    }
-  }
-  chain.back() = value;
 }
 
 // ---------------------------------------------------------------------------- sections
@@ -289,21 +236,6 @@ RunConfig load_config(const std::string& path, const std::vector<std::string>& o
   RunConfig cfg = load_config_unchecked(path, overrides);
   validate_model_config(cfg, *make_builtin_model(cfg));
   return cfg;
-}
-
-YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<std::string>& overrides) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw InputError(path + ": config file not found");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1), "", "YAML syntax error: " + e.msg);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(path, "", std::string("cannot read YAML: ") + e.what());
-  }
-  for (const auto& o : overrides) apply_override(root, o, path);
-  return root;
 }
 
 RunConfig load_config_unchecked(const std::string& path, const std::vector<std::string>& overrides) {

@@ -2,6 +2,7 @@
 #include "vcycle/core/yaml_util.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <sstream>
 
 namespace vcycle {
@@ -18,6 +19,73 @@ std::string yaml_describe(const YAML::Node& node) {
   return "'" + node.Scalar() + "'";
 }
 
+// ---------------------------------------------------------------------------- files and overrides
+YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path + ": config file not found");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1), "", "YAML syntax error: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(path, "", std::string("cannot read YAML: ") + e.what());
+  }
+  for (const auto& o : overrides) apply_override(root, o, path);
+  return root;
+}
+
+void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set", assignment, "expected key=value (e.g. phases[1].lr=2e-3)");
+  }
+  const std::string path = assignment.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("--set", path, std::string("value is not valid YAML: ") + e.what());
+  }
+  // Walk "a.b[2].c": keys separated by '.', list indices in brackets. yaml-cpp nodes are handles,
+  // so the walk keeps a chain of handles and assigns through the last one.
+  std::vector<YAML::Node> chain{root};
+  size_t i = 0;
+  std::string walked;
+  while (i < path.size()) {
+    YAML::Node cur = chain.back();
+    if (path[i] == '[') {
+      const auto close = path.find(']', i);
+      if (close == std::string::npos) throw ConfigError("--set", path, "unclosed '['");
+      size_t idx = 0;
+      try {
+        idx = std::stoul(path.substr(i + 1, close - i - 1));
+      } catch (const std::exception&) {
+        throw ConfigError("--set", path, "list index must be a number");
+      }
+      if (!cur.IsSequence() || idx >= cur.size()) {
+        throw ConfigError(file, walked, "has no element [" + std::to_string(idx) + "] to override");
+      }
+      walked += path.substr(i, close - i + 1);
+      chain.push_back(cur[idx]);
+      i = close + 1;
+      if (i < path.size() && path[i] == '.') ++i;
+    } else {
+      auto end = path.find_first_of(".[", i);
+      if (end == std::string::npos) end = path.size();
+      const std::string key = path.substr(i, end - i);
+      if (key.empty()) throw ConfigError("--set", path, "empty key");
+      if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap()) throw ConfigError(file, walked, "is not a map");
+      walked += (walked.empty() ? "" : ".") + key;
+      chain.push_back(cur[key]);
+      i = end;
+      if (i < path.size() && path[i] == '.') ++i;
+    }
+  }
+  chain.back() = value;
+}
+
+// ---------------------------------------------------------------------------- YamlReader
 YamlReader::YamlReader(const YAML::Node& node, std::string file, std::string path)
     : node_(node), file_(std::move(file)), path_(std::move(path)) {
   if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
@@ -44,14 +112,28 @@ void YamlReader::fail(const std::string& key, const std::string& what) const {
   throw ConfigError(yaml_where(file_, n.IsDefined() ? n : node_), key_path(key), what);
 }
 
+void YamlReader::unknown_key(const YAML::Node& key) const {
+  const std::string name = key.as<std::string>();
+  std::ostringstream valid;
+  if (declared_.empty()) {
+    for (const auto& k : known_) valid << (valid.tellp() > 0 ? ", " : "") << k;
+  } else {
+    for (const auto& k : declared_) valid << (valid.tellp() > 0 ? ", " : "") << k;
+  }
+  throw ConfigError(yaml_where(file_, key), key_path(name),
+                    "unknown key '" + name + "' (valid keys: " + valid.str() + ")");
+}
+
+void YamlReader::check_keys(const std::vector<std::string>& keys) {
+  declared_ = keys;
+  for (const auto& k : keys) touch(k);
+  finish();
+}
+
 void YamlReader::finish() const {
   if (!node_.IsDefined() || node_.IsNull()) return;
   for (const auto& kv : node_) {
-    const std::string key = kv.first.as<std::string>();
-    if (known_.count(key)) continue;
-    std::ostringstream valid;
-    for (const auto& k : known_) valid << (valid.tellp() > 0 ? ", " : "") << k;
-    throw ConfigError(yaml_where(file_, kv.first), key_path(key), "unknown key (valid keys: " + valid.str() + ")");
+    if (!known_.count(kv.first.as<std::string>())) unknown_key(kv.first);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "vcycle/core/distributed_config.h"
+#include "vcycle/core/yaml_util.h"  // load_yaml_with_overrides, apply_override
 
 namespace vcycle {
 
@@ -85,13 +86,6 @@ struct RunConfig {
   int64_t batch_size_of(const PhaseConfig& p) const { return p.batch_size > 0 ? p.batch_size : data.batch_size; }
   int64_t grad_accum_of(const PhaseConfig& p) const { return p.grad_accum > 0 ? p.grad_accum : data.grad_accum; }
 };
-
-// Applies "a.b[2].c=value" overrides (value parsed as YAML) to a loaded document.
-void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file);
-
-// Reads a YAML file and applies `key=value` overrides. InputError if the file is missing,
-// ConfigError naming the file (and line) on a syntax error or a bad override.
-YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<std::string>& overrides);
 
 // Loads and validates a run config for a built-in model (model.type: gpt, ...). Throws ConfigError
 // naming file, key path and line.

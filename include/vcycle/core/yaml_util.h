@@ -4,6 +4,13 @@
 //   double lr = r.get<double>("lr");            // required
 //   int64_t w = r.get_or<int64_t>("warmup", 0); // optional
 //   r.finish();                                  // unknown keys -> ConfigError listing valid ones
+//
+// A map whose keys are all known up front can be checked before any value is read:
+//   YamlReader r(node, file, "optimizers.came");
+//   r.check_keys({"betas", "eps", "weight_decay"});  // unknown keys -> ConfigError, in this order
+//
+// And the file-level helpers every config loader uses: load_yaml_with_overrides (with `--set`
+// overrides, apply_override).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +29,13 @@ std::string yaml_where(const std::string& file, const YAML::Node& node);
 
 // Human-readable YAML type of a node: "map", "list", "scalar 'abc'", "null".
 std::string yaml_describe(const YAML::Node& node);
+
+// Reads a YAML file and applies `key=value` overrides. InputError if the file is missing,
+// ConfigError naming the file (and line) on a syntax error or a bad override.
+YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<std::string>& overrides);
+
+// Applies "a.b[2].c=value" overrides (value parsed as YAML) to a loaded document.
+void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file);
 
 class YamlReader {
  public:
@@ -48,6 +62,10 @@ class YamlReader {
   }
   [[noreturn]] void fail(const std::string& key, const std::string& what) const;
 
+  // Declares `keys` the map's only valid keys and throws ConfigError now for any other, listing
+  // `keys` in the order given (for maps checked before their values are read).
+  void check_keys(const std::vector<std::string>& keys);
+
   // Throws ConfigError if the map holds keys nobody asked for, listing the valid keys.
   void finish() const;
 
@@ -55,9 +73,11 @@ class YamlReader {
 
  private:
   void touch(const std::string& key) { known_.insert(key); }
+  [[noreturn]] void unknown_key(const YAML::Node& key) const;
   YAML::Node node_;
   std::string file_, path_;
   std::set<std::string> known_;
+  std::vector<std::string> declared_;  // check_keys()'s list, in its order
 };
 
 // Converts a scalar to T, with a ConfigError naming the key path on failure.
@@ -82,7 +102,6 @@ T YamlReader::get(const std::string& key) {
   }
   return yaml_as<T>(n, file_, key_path(key));
 }
-
 // Reads the block sizes every built-in transformer shares (GPT, BERT, ViT) from a model section:
 // layers, hidden, heads, optional head_size (default hidden / heads, which must divide) and
 // optional ffn (default 4·hidden).
