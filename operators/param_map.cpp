@@ -3,13 +3,13 @@
 #include "vcycle/operators/param_map.h"
 
 #include <algorithm>
-#include <set>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
 
 #include "resolve.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/yaml_util.h"
 
 namespace vcycle {
 
@@ -198,122 +198,97 @@ void param_map_validate(const ParamMap& map, const TensorMap& tensors, const Lev
 // ---------------------------------------------------------------------------- YAML
 namespace {
 
-std::string where_of(const std::string& where, const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
-  if (mark.is_null()) return where;
-  return where + ":" + std::to_string(mark.line + 1);
-}
-
-std::string join(const std::string& key, const std::string& child) { return key.empty() ? child : key + "." + child; }
-
 std::string quoted_key(const std::string& key, const std::string& child) { return key + "[\"" + child + "\"]"; }
-
-// Rejects keys of `node` outside `allowed`.
-void check_keys(const YAML::Node& node, const std::string& where, const std::string& key,
-                const std::set<std::string>& allowed) {
-  for (const auto& item : node) {
-    const std::string name = item.first.as<std::string>();
-    if (!allowed.count(name)) {
-      std::string valid;
-      for (const auto& a : allowed) valid += (valid.empty() ? "" : ", ") + a;
-      throw ConfigError(where_of(where, item.first), join(key, name), "unknown key (valid: " + valid + ")");
-    }
-  }
-}
-
-int64_t as_int(const YAML::Node& node, const std::string& where, const std::string& key) {
-  if (!node.IsScalar()) throw ConfigError(where_of(where, node), key, "expected an integer");
-  try {
-    return node.as<int64_t>();
-  } catch (const YAML::Exception&) {
-    throw ConfigError(where_of(where, node), key, "expected an integer, got '" + node.Scalar() + "'");
-  }
-}
-
-std::string as_string(const YAML::Node& node, const std::string& where, const std::string& key) {
-  if (!node.IsScalar()) throw ConfigError(where_of(where, node), key, "expected a string");
-  return node.Scalar();
-}
 
 AxisSpec parse_axis(const YAML::Node& node, const std::string& where, const std::string& key) {
   if (node.IsNull()) return axis_none();
   if (!node.IsMap()) {
-    throw ConfigError(where_of(where, node), key, "expected null (no space) or {space, role, chunks}");
+    throw ConfigError(yaml_where(where, node), key, "expected null (no space) or {space, role, chunks}");
   }
-  check_keys(node, where, key, {"space", "role", "chunks"});
-  if (!node["space"]) throw ConfigError(where_of(where, node), join(key, "space"), "missing");
-  if (!node["role"]) throw ConfigError(where_of(where, node), join(key, "role"), "missing (out or in)");
+  YamlReader r(node, where, key);
+  r.check_keys({"space", "role", "chunks"});
+  const YAML::Node space = r.node("space"), role_node = r.node("role"), chunks = r.node("chunks");
+  if (!space.IsDefined()) r.fail("space", "missing");
+  if (!role_node.IsDefined()) r.fail("role", "missing (out or in)");
   SpaceAxis axis;
-  axis.space = as_string(node["space"], where, join(key, "space"));
-  const std::string role = as_string(node["role"], where, join(key, "role"));
+  axis.space = yaml_as<std::string>(space, where, r.key_path("space"));
+  const std::string role = yaml_as<std::string>(role_node, where, r.key_path("role"));
   if (role == "out") axis.role = AxisRole::out;
   else if (role == "in") axis.role = AxisRole::in;
-  else throw ConfigError(where_of(where, node["role"]), join(key, "role"), "unknown role '" + role + "' (valid: in, out)");
-  if (node["chunks"]) {
-    axis.chunks = as_int(node["chunks"], where, join(key, "chunks"));
-    if (axis.chunks < 1) throw ConfigError(where_of(where, node["chunks"]), join(key, "chunks"), "must be >= 1");
+  else r.fail("role", "unknown role '" + role + "' (valid: in, out)");
+  if (chunks.IsDefined()) {
+    axis.chunks = yaml_as<int64_t>(chunks, where, r.key_path("chunks"));
+    if (axis.chunks < 1) r.fail("chunks", "must be >= 1");
   }
   return axis;
+}
+
+// One entry of `spaces`: name -> {unit: N} (or null for unit 1).
+void parse_space(ParamMap& map, const YAML::Node& name_node, const YAML::Node& value, const std::string& where,
+                 const std::string& spaces_key) {
+  const std::string name = name_node.as<std::string>();
+  const std::string k = spaces_key + "." + name;
+  int64_t unit = 1;
+  if (value.IsMap()) {
+    YamlReader r(value, where, k);
+    r.check_keys({"unit"});
+    if (const YAML::Node n = r.node("unit"); n.IsDefined()) unit = yaml_as<int64_t>(n, where, r.key_path("unit"));
+  } else if (!value.IsNull()) {
+    throw ConfigError(yaml_where(where, value), k, "expected {unit: N}");
+  }
+  try {
+    map.space(name, unit);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const InputError& e) {
+    throw ConfigError(yaml_where(where, name_node), k, e.what());
+  }
+}
+
+// One entry of `params`: pattern -> {axes: [...]}.
+void parse_param(ParamMap& map, const YAML::Node& pattern_node, const YAML::Node& value, const std::string& where,
+                 const std::string& params_key) {
+  const std::string pattern = pattern_node.as<std::string>();
+  const std::string k = quoted_key(params_key, pattern);
+  if (!value.IsMap()) throw ConfigError(yaml_where(where, value), k, "expected {axes: [...]}");
+  YamlReader r(value, where, k);
+  r.check_keys({"axes"});
+  const YAML::Node axes_node = r.node("axes");
+  if (!axes_node.IsDefined() || !axes_node.IsSequence()) {
+    throw ConfigError(yaml_where(where, value), r.key_path("axes"), "missing or not a list (one entry per tensor axis)");
+  }
+  std::vector<AxisSpec> axes;
+  for (size_t i = 0; i < axes_node.size(); ++i) {
+    const std::string ak = r.key_path("axes") + "[" + std::to_string(i) + "]";
+    axes.push_back(parse_axis(axes_node[i], where, ak));
+    if (axes.back() && !map.spaces().count(axes.back()->space)) {
+      throw ConfigError(yaml_where(where, axes_node[i]), ak + ".space",
+                        "unknown space '" + axes.back()->space + "' (not under spaces)");
+    }
+  }
+  try {
+    map.param(pattern, std::move(axes));
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const InputError& e) {
+    throw ConfigError(yaml_where(where, pattern_node), k, e.what());
+  }
 }
 
 }  // namespace
 
 ParamMap param_map_from_yaml(const YAML::Node& node, const std::string& where, const std::string& key) {
-  if (!node || !node.IsMap()) throw ConfigError(where_of(where, node), key, "expected a map with keys spaces and params");
-  check_keys(node, where, key, {"spaces", "params"});
-  const YAML::Node spaces = node["spaces"], params = node["params"];
-  if (!spaces || !spaces.IsMap()) {
-    throw ConfigError(where_of(where, node), join(key, "spaces"), "missing or not a map (space name -> {unit})");
+  if (!node.IsDefined() || !node.IsMap()) {
+    throw ConfigError(yaml_where(where, node), key, "expected a map with keys spaces and params");
   }
-  if (!params || !params.IsMap()) {
-    throw ConfigError(where_of(where, node), join(key, "params"), "missing or not a map (pattern -> {axes})");
-  }
+  YamlReader r(node, where, key);
+  r.check_keys({"spaces", "params"});
+  const YAML::Node spaces = r.node("spaces"), params = r.node("params");
+  if (!spaces.IsDefined() || !spaces.IsMap()) r.fail("spaces", "missing or not a map (space name -> {unit})");
+  if (!params.IsDefined() || !params.IsMap()) r.fail("params", "missing or not a map (pattern -> {axes})");
   ParamMap map;
-  for (const auto& item : spaces) {
-    const std::string name = item.first.as<std::string>();
-    const std::string k = join(join(key, "spaces"), name);
-    int64_t unit = 1;
-    if (item.second.IsMap()) {
-      check_keys(item.second, where, k, {"unit"});
-      if (item.second["unit"]) unit = as_int(item.second["unit"], where, join(k, "unit"));
-    } else if (!item.second.IsNull()) {
-      throw ConfigError(where_of(where, item.second), k, "expected {unit: N}");
-    }
-    try {
-      map.space(name, unit);
-    } catch (const ConfigError&) {
-      throw;
-    } catch (const InputError& e) {
-      throw ConfigError(where_of(where, item.first), k, e.what());
-    }
-  }
-  for (const auto& item : params) {
-    const std::string pattern = item.first.as<std::string>();
-    const std::string k = quoted_key(join(key, "params"), pattern);
-    const YAML::Node value = item.second;
-    if (!value.IsMap()) throw ConfigError(where_of(where, value), k, "expected {axes: [...]}");
-    check_keys(value, where, k, {"axes"});
-    const YAML::Node axes_node = value["axes"];
-    if (!axes_node || !axes_node.IsSequence()) {
-      throw ConfigError(where_of(where, value), k + ".axes", "missing or not a list (one entry per tensor axis)");
-    }
-    std::vector<AxisSpec> axes;
-    for (size_t i = 0; i < axes_node.size(); ++i) {
-      const std::string ak = k + ".axes[" + std::to_string(i) + "]";
-      axes.push_back(parse_axis(axes_node[i], where, ak));
-      if (axes.back() && !map.spaces().count(axes.back()->space)) {
-        throw ConfigError(where_of(where, axes_node[i]), ak + ".space",
-                          "unknown space '" + axes.back()->space + "' (not under spaces)");
-      }
-    }
-    try {
-      map.param(pattern, std::move(axes));
-    } catch (const ConfigError&) {
-      throw;
-    } catch (const InputError& e) {
-      throw ConfigError(where_of(where, item.first), k, e.what());
-    }
-  }
+  for (const auto& item : spaces) parse_space(map, item.first, item.second, where, r.key_path("spaces"));
+  for (const auto& item : params) parse_param(map, item.first, item.second, where, r.key_path("params"));
   return map;
 }
 
