@@ -3,61 +3,16 @@
 #include "vcycle/operators/state_projection.h"
 
 #include <algorithm>
-#include <memory>
 #include <set>
 #include <sstream>
 #include <stdexcept>
-#include <type_traits>
 
-#include <torch/optim/adamw.h>
-
-#include "../src/optim/common.h"
 #include "vcycle/core/errors.h"
-#include "vcycle/optim/adafactor.h"
-#include "vcycle/optim/came.h"
-#include "vcycle/optim/lamb.h"
+#include "vcycle/optim/registry.h"
 
 namespace vcycle::optim {
 
 namespace {
-
-using FieldList = std::vector<std::pair<const char*, torch::Tensor*>>;
-
-// The state tensors of each ParamState type, by field name (the names of their TORCH_ARGs).
-FieldList fields_of(torch::optim::AdamWParamState& s) {
-  return {{"exp_avg", &s.exp_avg()}, {"exp_avg_sq", &s.exp_avg_sq()}, {"max_exp_avg_sq", &s.max_exp_avg_sq()}};
-}
-FieldList fields_of(CAMEParamState& s) {
-  return {{"exp_avg", &s.exp_avg()},
-          {"exp_avg_sq_row", &s.exp_avg_sq_row()},
-          {"exp_avg_sq_col", &s.exp_avg_sq_col()},
-          {"exp_avg_res_row", &s.exp_avg_res_row()},
-          {"exp_avg_res_col", &s.exp_avg_res_col()},
-          {"exp_avg_sq", &s.exp_avg_sq()}};
-}
-FieldList fields_of(LAMBParamState& s) { return {{"exp_avg", &s.exp_avg()}, {"exp_avg_sq", &s.exp_avg_sq()}}; }
-FieldList fields_of(AdafactorParamState& s) {
-  return {{"exp_avg", &s.exp_avg()},
-          {"exp_avg_sq_row", &s.exp_avg_sq_row()},
-          {"exp_avg_sq_col", &s.exp_avg_sq_col()},
-          {"exp_avg_sq", &s.exp_avg_sq()}};
-}
-
-// The field names an optimizer kind holds.
-std::vector<std::string> field_names(const std::string& kind) {
-  FieldList fields;
-  torch::optim::AdamWParamState a;
-  CAMEParamState c;
-  LAMBParamState l;
-  AdafactorParamState f;
-  if (kind == "adamw") fields = fields_of(a);
-  else if (kind == "came") fields = fields_of(c);
-  else if (kind == "lamb") fields = fields_of(l);
-  else fields = fields_of(f);
-  std::vector<std::string> names;
-  for (const auto& field : fields) names.emplace_back(field.first);
-  return names;
-}
 
 std::string shape_text(c10::IntArrayRef sizes) {
   std::ostringstream out;
@@ -93,37 +48,24 @@ void check_field_shape(const std::string& field, const std::string& name, const 
   }
 }
 
-template <class State>
-bool export_one(torch::optim::OptimizerParamState* base, NamedOptimizerState& out, const std::string& name,
-                const torch::Tensor& p) {
-  auto* s = dynamic_cast<State*>(base);
-  if (s == nullptr) return false;
-  for (auto& [field, t] : fields_of(*s)) {
-    if (t->defined()) out.fields[field][name] = t->detach().clone(at::MemoryFormat::Contiguous);
-  }
-  out.steps[name] = static_cast<int64_t>(s->step());
-  out.shapes[name] = p.sizes().vec();
-  return true;
-}
-
-template <class State>
-std::unique_ptr<torch::optim::OptimizerParamState> import_one(const NamedOptimizerState& st, const std::string& name,
-                                                              const torch::Tensor& p) {
-  auto s = std::make_unique<State>();
+// The state of parameter `name` in `st`, ready to install: every field `held` that `st` has for it,
+// checked against the parameter's shape and copied (the optimizer updates its state in place) to
+// the parameter's device as fp32; the parameter's step count, or the largest one when it has none.
+ParamState imported(const NamedOptimizerState& st, const std::vector<StateField>& held, const std::string& name,
+                    const torch::Tensor& p) {
+  ParamState s;
   const std::vector<int64_t> shape = p.sizes().vec();
-  for (auto& [field, t] : fields_of(*s)) {
-    auto f = st.fields.find(field);
+  for (const auto& field : held) {
+    auto f = st.fields.find(field.name);
     if (f == st.fields.end()) continue;
     auto it = f->second.find(name);
     if (it == f->second.end()) continue;
-    check_field_shape(field, name, it->second, shape);
-    // Always a copy: the optimizer updates its state in place.
-    *t = it->second.detach().to(p.device(), torch::kFloat, /*non_blocking=*/false, /*copy=*/true)
-             .contiguous();
+    check_field_shape(field.name, name, it->second, shape);
+    s.fields[field.name] =
+        it->second.detach().to(p.device(), torch::kFloat, /*non_blocking=*/false, /*copy=*/true).contiguous();
   }
   auto step = st.steps.find(name);
-  using Step = std::decay_t<decltype(s->step())>;
-  s->step(static_cast<Step>(step != st.steps.end() ? step->second : st.max_step()));
+  s.step = step != st.steps.end() ? step->second : st.max_step();
   return s;
 }
 
@@ -144,10 +86,10 @@ double NamedOptimizerState::elements() const {
 }
 
 StateFieldKind state_field_kind(const std::string& field) {
-  if (field == "exp_avg") return StateFieldKind::first;
-  if (field == "exp_avg_sq" || field == "max_exp_avg_sq") return StateFieldKind::second;
-  if (field == "exp_avg_sq_row" || field == "exp_avg_res_row") return StateFieldKind::factor_row;
-  if (field == "exp_avg_sq_col" || field == "exp_avg_res_col") return StateFieldKind::factor_col;
+  for (const auto& name : optimizer_names()) {
+    for (const auto& f : state_fields(name))
+      if (f.name == field) return f.kind;
+  }
   throw std::invalid_argument("unknown optimizer state field '" + field + "'");
 }
 
@@ -157,26 +99,18 @@ NamedParams named_parameters(const torch::nn::Module& module) {
   return out;
 }
 
-std::string optimizer_kind(const torch::optim::Optimizer& opt) {
-  if (dynamic_cast<const torch::optim::AdamW*>(&opt) != nullptr) return "adamw";
-  if (dynamic_cast<const CAME*>(&opt) != nullptr) return "came";
-  if (dynamic_cast<const LAMB*>(&opt) != nullptr) return "lamb";
-  if (dynamic_cast<const Adafactor*>(&opt) != nullptr) return "adafactor";
-  throw std::invalid_argument("optimizer state projection: unsupported optimizer type");
-}
+std::string optimizer_kind(const torch::optim::Optimizer& opt) { return optimizer_name(opt); }
 
 NamedOptimizerState export_optimizer_state(torch::optim::Optimizer& opt, const NamedParams& params) {
   torch::NoGradGuard no_grad;
   NamedOptimizerState out;
   out.optimizer = optimizer_kind(opt);
   for (const auto& [name, p] : params) {
-    auto it = opt.state().find(detail::state_key(p));
-    if (it == opt.state().end()) continue;
-    auto* base = it->second.get();
-    const bool known = export_one<torch::optim::AdamWParamState>(base, out, name, p) ||
-                       export_one<CAMEParamState>(base, out, name, p) || export_one<LAMBParamState>(base, out, name, p) ||
-                       export_one<AdafactorParamState>(base, out, name, p);
-    if (!known) throw std::invalid_argument("optimizer state of '" + name + "' has an unsupported type");
+    const auto state = read_param_state(opt, p);
+    if (!state) continue;
+    for (const auto& [field, t] : state->fields) out.fields[field][name] = t.detach().clone(at::MemoryFormat::Contiguous);
+    out.steps[name] = state->step;
+    out.shapes[name] = p.sizes().vec();
   }
   return out;
 }
@@ -190,10 +124,10 @@ void import_optimizer_state(torch::optim::Optimizer& opt, const NamedParams& par
   const std::map<std::string, torch::Tensor> by_name(params.begin(), params.end());
   // Check everything before installing anything: each field must be one this optimizer holds, and
   // every named tensor must belong to a parameter of the model.
-  const std::vector<std::string> held = field_names(kind);
+  const std::vector<StateField>& held = state_fields(kind);
   for (const auto& [field, tensors] : state.fields) {
     if (tensors.empty()) continue;
-    if (std::find(held.begin(), held.end(), field) == held.end()) {
+    if (std::none_of(held.begin(), held.end(), [&](const StateField& f) { return f.name == field; })) {
       throw InputError(kind + " optimizer state has no field '" + field + "'");
     }
     for (const auto& [name, t] : tensors) {
@@ -215,12 +149,7 @@ void import_optimizer_state(torch::optim::Optimizer& opt, const NamedParams& par
   }
   for (const auto& name : names) {
     const torch::Tensor& p = by_name.at(name);
-    std::unique_ptr<torch::optim::OptimizerParamState> s;
-    if (kind == "adamw") s = import_one<torch::optim::AdamWParamState>(state, name, p);
-    else if (kind == "came") s = import_one<CAMEParamState>(state, name, p);
-    else if (kind == "lamb") s = import_one<LAMBParamState>(state, name, p);
-    else s = import_one<AdafactorParamState>(state, name, p);
-    opt.state()[detail::state_key(p)] = std::move(s);
+    write_param_state(opt, p, imported(state, held, name, p));
   }
 }
 

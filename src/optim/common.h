@@ -43,13 +43,6 @@ inline StateKey state_key(const torch::Tensor& p) {
   return state_key_as(p.unsafeGetTensorImpl(), static_cast<StateKey*>(nullptr));
 }
 
-// The state of `p` as `State`, or nullptr when it has none yet.
-template <class State>
-State* find_state(torch::optim::Optimizer& opt, const torch::Tensor& p) {
-  auto it = opt.state().find(state_key(p));
-  return it == opt.state().end() ? nullptr : static_cast<State*>(it->second.get());
-}
-
 // ---- seam 2: per-group options --------------------------------------------------------------------
 
 // Gives every installed group the options it was constructed with (a clone), or the optimizer's

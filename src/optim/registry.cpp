@@ -1,12 +1,12 @@
-// Optimizer registry: names → optimizers built from YAML, plus state helpers. See
-// include/vcycle/optim/registry.h for the contract.
+// Optimizer registry: one table of the optimizers (name, YAML options, factory, state fields) and
+// everything built on it. See include/vcycle/optim/registry.h for the contract.
 #include "vcycle/optim/registry.h"
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 #include <unordered_set>
 
 #include <torch/optim/adamw.h>
@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/yaml_util.h"
 #include "vcycle/optim/adafactor.h"
 #include "vcycle/optim/came.h"
 #include "vcycle/optim/lamb.h"
@@ -22,137 +23,342 @@ namespace vcycle::optim {
 
 namespace {
 
-std::string join(const std::vector<std::string>& items) {
+using Groups = std::vector<torch::optim::OptimizerParamGroup>;
+
+std::string join_names(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
   return out;
 }
 
-// ---- reading the YAML map ----------------------------------------------------------------------
+// ---- reading option values (on top of YamlReader) -----------------------------------------------------
 
-// Reads `optimizers.<name>`: every key must be one of `keys`; each accessor validates its value and
-// throws ConfigError naming the key path, the value and the requirement.
-class OptionReader {
- public:
-  OptionReader(const YAML::Node& map, std::string name, std::vector<std::string> keys, std::string where)
-      : map_(map), name_(std::move(name)), keys_(std::move(keys)), where_(std::move(where)) {
-    if (!map_.IsDefined() || map_.IsNull()) return;
-    if (!map_.IsMap())
-      throw ConfigError(at(map_), "optimizers." + name_,
-                        "expected a map of options (valid keys: " + join(keys_) + "), got '" + text(map_) + "'");
-    for (const auto& item : map_) {
-      const std::string key = item.first.IsScalar() ? item.first.Scalar() : text(item.first);
-      if (std::find(keys_.begin(), keys_.end(), key) == keys_.end())
-        throw ConfigError(at(item.first), path(key),
-                          "unknown key '" + key + "' for optimizer '" + name_ + "'; valid keys: " + join(keys_));
-    }
+// A condition on a number, and how a message states it.
+struct Rule {
+  bool (*ok)(double);
+  const char* text;
+};
+const Rule kUnit{[](double x) { return x >= 0 && x < 1; }, "must be in [0, 1)"};
+const Rule kPositive{[](double x) { return x > 0; }, "must be > 0"};
+const Rule kNonNegative{[](double x) { return x >= 0; }, "must be >= 0"};
+const Rule kNonPositive{[](double x) { return x <= 0; }, "must be <= 0"};
+
+// A node as written, on one line (for messages).
+std::string text_of(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  std::ostringstream out;
+  out << YAML::Dump(n);
+  std::string s = out.str();
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s;
+}
+
+// `key` + `index` ("betas[2]") of the map `r` reads, as a number satisfying `rule`.
+double number_at(const YamlReader& r, const YAML::Node& n, const std::string& key, const std::string& index, Rule rule) {
+  double value = 0;
+  try {
+    if (!n.IsScalar()) throw YAML::Exception(YAML::Mark::null_mark(), "not a scalar");
+    value = n.as<double>();
+  } catch (const YAML::Exception&) {
+    throw ConfigError(yaml_where(r.file(), n), r.key_path(key), key + index + " must be a number, got '" + text_of(n) + "'");
   }
+  if (!std::isfinite(value) || !rule.ok(value))
+    throw ConfigError(yaml_where(r.file(), n), r.key_path(key), key + index + " " + rule.text + ", got " + n.Scalar());
+  return value;
+}
 
-  bool has(const std::string& key) const { return node(key).IsDefined() && !node(key).IsNull(); }
+double number(YamlReader& r, const std::string& key, double fallback, Rule rule) {
+  const YAML::Node n = r.node(key);
+  return r.has(key) ? number_at(r, n, key, "", rule) : fallback;
+}
 
-  // A number satisfying `ok` (described by `requirement`, e.g. "must be > 0").
-  double number(const std::string& key, double fallback, const std::function<bool(double)>& ok,
-                const std::string& requirement) const {
-    if (!has(key)) return fallback;
-    return number_at(node(key), key, "", ok, requirement);
+// A list of exactly fallback.size() numbers, each satisfying `rule`.
+std::vector<double> numbers(YamlReader& r, const std::string& key, std::vector<double> fallback, Rule rule) {
+  const YAML::Node n = r.node(key);
+  if (!r.has(key)) return fallback;
+  if (!n.IsSequence() || n.size() != fallback.size())
+    throw ConfigError(yaml_where(r.file(), n), r.key_path(key),
+                      "expected a list of " + std::to_string(fallback.size()) + " numbers, got '" + text_of(n) + "'");
+  std::vector<double> out;
+  for (size_t i = 0; i < n.size(); ++i) out.push_back(number_at(r, n[i], key, "[" + std::to_string(i) + "]", rule));
+  return out;
+}
+
+bool boolean(YamlReader& r, const std::string& key, bool fallback) { return r.get_or<bool>(key, fallback); }
+
+// `no_decay`: a list of non-empty name substrings, each with its place in the file.
+std::vector<NoDecayPattern> no_decay_patterns(YamlReader& r) {
+  std::vector<NoDecayPattern> out;
+  const YAML::Node n = r.node("no_decay");
+  if (!r.has("no_decay")) return out;
+  if (!n.IsSequence())
+    throw ConfigError(yaml_where(r.file(), n), r.key_path("no_decay"),
+                      "expected a list of name patterns, got '" + text_of(n) + "'");
+  for (const auto& item : n) {
+    if (!item.IsScalar() || item.Scalar().empty())
+      throw ConfigError(yaml_where(r.file(), item), r.key_path("no_decay"),
+                        "expected a non-empty name pattern, got '" + text_of(item) + "'");
+    out.push_back({item.Scalar(), yaml_where(r.file(), item)});
   }
+  return out;
+}
 
-  // A list of exactly `count` numbers, each satisfying `ok`.
-  std::vector<double> numbers(const std::string& key, std::vector<double> fallback,
-                              const std::function<bool(double)>& ok, const std::string& requirement) const {
-    if (!has(key)) return fallback;
-    const YAML::Node n = node(key);
-    if (!n.IsSequence() || n.size() != fallback.size())
-      throw ConfigError(at(n), path(key),
-                        "expected a list of " + std::to_string(fallback.size()) + " numbers, got '" + text(n) + "'");
-    std::vector<double> out;
-    for (size_t i = 0; i < n.size(); ++i)
-      out.push_back(number_at(n[i], key, "[" + std::to_string(i) + "]", ok, requirement));
-    return out;
-  }
-
-  bool boolean(const std::string& key, bool fallback) const {
-    if (!has(key)) return fallback;
-    const YAML::Node n = node(key);
-    try {
-      if (n.IsScalar()) return n.as<bool>();
-    } catch (const YAML::Exception&) {
-    }
-    throw ConfigError(at(n), path(key), "expected true or false, got '" + text(n) + "'");
-  }
-
-  // A list of non-empty strings, with the node of each for error messages.
-  std::vector<std::pair<std::string, YAML::Node>> strings(const std::string& key) const {
-    std::vector<std::pair<std::string, YAML::Node>> out;
-    if (!has(key)) return out;
-    const YAML::Node n = node(key);
-    if (!n.IsSequence()) throw ConfigError(at(n), path(key), "expected a list of name patterns, got '" + text(n) + "'");
-    for (const auto& item : n) {
-      if (!item.IsScalar() || item.Scalar().empty())
-        throw ConfigError(at(item), path(key), "expected a non-empty name pattern, got '" + text(item) + "'");
-      out.emplace_back(item.Scalar(), item);
-    }
-    return out;
-  }
-
-  // "file:line" of a node (the bare `where` when the node carries no position).
-  std::string at(const YAML::Node& n) const {
-    if (n.IsDefined() && n.Mark().line >= 0) return where_ + ":" + std::to_string(n.Mark().line + 1);
-    if (map_.IsDefined() && map_.Mark().line >= 0) return where_ + ":" + std::to_string(map_.Mark().line + 1);
-    return where_;
-  }
-  std::string path(const std::string& key) const { return "optimizers." + name_ + "." + key; }
-  YAML::Node node(const std::string& key) const {
-    if (!map_.IsDefined() || !map_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
-    return map_[key];
-  }
-
- private:
-  static std::string text(const YAML::Node& n) {
-    if (n.IsScalar()) return n.Scalar();
-    std::ostringstream out;
-    out << YAML::Dump(n);
-    std::string s = out.str();
-    std::replace(s.begin(), s.end(), '\n', ' ');
-    return s;
-  }
-
-  double number_at(const YAML::Node& n, const std::string& key, const std::string& index,
-                   const std::function<bool(double)>& ok, const std::string& requirement) const {
-    double value = 0;
-    try {
-      if (!n.IsScalar()) throw YAML::Exception(YAML::Mark::null_mark(), "not a scalar");
-      value = n.as<double>();
-    } catch (const YAML::Exception&) {
-      throw ConfigError(at(n), path(key), key + index + " must be a number, got '" + text(n) + "'");
-    }
-    if (!std::isfinite(value) || !ok(value))
-      throw ConfigError(at(n), path(key), key + index + " " + requirement + ", got " + n.Scalar());
-    return value;
-  }
-
-  YAML::Node map_;
-  std::string name_;
-  std::vector<std::string> keys_;
-  std::string where_;
+// A parameter's state tensors by field.
+struct FieldRef {
+  const char* name;
+  StateFieldKind kind;
+  torch::Tensor* tensor;
 };
 
-const auto kUnit = [](double x) { return x >= 0 && x < 1; };
-const auto kPositive = [](double x) { return x > 0; };
-const auto kNonNegative = [](double x) { return x >= 0; };
-const std::string kUnitText = "must be in [0, 1)";
-const std::string kPositiveText = "must be > 0";
-const std::string kNonNegativeText = "must be >= 0";
+// ---- one description per optimizer ---------------------------------------------------------------------
+// Each gives its types, name, YAML keys (in the order messages list them), how to read the options
+// and its state fields; and, where it differs from SpecBase's common case, how the no-decay group's
+// options differ, how the learning rate applies and how to construct it from parameter groups.
 
-// ---- parameter groups -----------------------------------------------------------------------------
+// betas: [b1, b2], eps and weight_decay, the keys AdamW and LAMB share.
+template <class Options>
+void read_adam_keys(YamlReader& r, Options& o) {
+  const auto betas = numbers(r, "betas", {std::get<0>(o.betas()), std::get<1>(o.betas())}, kUnit);
+  o.betas({betas[0], betas[1]});
+  o.eps(number(r, "eps", o.eps(), kPositive));
+  o.weight_decay(number(r, "weight_decay", o.weight_decay(), kNonNegative));
+}
+
+template <class Opt, class Opts, class St>
+struct SpecBase {
+  using Optimizer = Opt;
+  using Options = Opts;
+  using State = St;
+  static void exempt(Options& o) { o.weight_decay(0.0); }  // the no-decay group's options
+  static void set_lr(Options& o, double lr) { o.lr(lr); }
+  static std::unique_ptr<torch::optim::Optimizer> build(const Groups& groups, const Options& defaults) {
+    return std::make_unique<Optimizer>(groups, defaults);
+  }
+};
+
+struct AdamWSpec : SpecBase<torch::optim::AdamW, torch::optim::AdamWOptions, torch::optim::AdamWParamState> {
+  static constexpr const char* kName = "adamw";
+  static std::vector<std::string> keys() { return {"betas", "eps", "weight_decay", "no_decay"}; }
+  static Options parse(YamlReader& r) {
+    Options o;
+    read_adam_keys(r, o);
+    return o;
+  }
+  static std::vector<FieldRef> fields(State& s) {
+    return {{"exp_avg", StateFieldKind::first, &s.exp_avg()},
+            {"exp_avg_sq", StateFieldKind::second, &s.exp_avg_sq()},
+            {"max_exp_avg_sq", StateFieldKind::second, &s.max_exp_avg_sq()}};
+  }
+  // LibTorch 2.x's AdamW replaces the options of our groups by its defaults (common.h, seam 2).
+  static std::unique_ptr<torch::optim::Optimizer> build(const Groups& groups, const Options& defaults) {
+    auto opt = std::make_unique<Optimizer>(groups, defaults);
+    detail::restore_group_options<Options>(opt->param_groups(), groups, opt->defaults(), "AdamW");
+    return opt;
+  }
+};
+
+struct CAMESpec : SpecBase<CAME, CAMEOptions, CAMEParamState> {
+  static constexpr const char* kName = "came";
+  static std::vector<std::string> keys() { return {"betas", "eps", "clip_threshold", "weight_decay", "no_decay"}; }
+  static Options parse(YamlReader& r) {
+    Options o;
+    const auto [b1, b2, b3] = o.betas();
+    const auto betas = numbers(r, "betas", {b1, b2, b3}, kUnit);
+    o.betas({betas[0], betas[1], betas[2]});
+    const auto eps = numbers(r, "eps", {std::get<0>(o.eps()), std::get<1>(o.eps())}, kPositive);
+    o.eps({eps[0], eps[1]});
+    o.clip_threshold(number(r, "clip_threshold", o.clip_threshold(), kPositive));
+    o.weight_decay(number(r, "weight_decay", o.weight_decay(), kNonNegative));
+    return o;
+  }
+  static std::vector<FieldRef> fields(State& s) {
+    return {{"exp_avg", StateFieldKind::first, &s.exp_avg()},
+            {"exp_avg_sq_row", StateFieldKind::factor_row, &s.exp_avg_sq_row()},
+            {"exp_avg_sq_col", StateFieldKind::factor_col, &s.exp_avg_sq_col()},
+            {"exp_avg_res_row", StateFieldKind::factor_row, &s.exp_avg_res_row()},
+            {"exp_avg_res_col", StateFieldKind::factor_col, &s.exp_avg_res_col()},
+            {"exp_avg_sq", StateFieldKind::second, &s.exp_avg_sq()}};
+  }
+};
+
+struct LAMBSpec : SpecBase<LAMB, LAMBOptions, LAMBParamState> {
+  static constexpr const char* kName = "lamb";
+  static std::vector<std::string> keys() {
+    return {"betas", "eps", "weight_decay", "bias_correction", "trust_ratio", "no_decay"};
+  }
+  static Options parse(YamlReader& r) {
+    Options o;
+    read_adam_keys(r, o);
+    o.bias_correction(boolean(r, "bias_correction", o.bias_correction()));
+    o.trust_ratio(boolean(r, "trust_ratio", o.trust_ratio()));
+    return o;
+  }
+  // TF-Addons excludes the same variables from layer adaptation as from weight decay.
+  static void exempt(Options& o) { o.weight_decay(0.0).trust_ratio(false); }
+  static std::vector<FieldRef> fields(State& s) {
+    return {{"exp_avg", StateFieldKind::first, &s.exp_avg()}, {"exp_avg_sq", StateFieldKind::second, &s.exp_avg_sq()}};
+  }
+};
+
+struct AdafactorSpec : SpecBase<Adafactor, AdafactorOptions, AdafactorParamState> {
+  static constexpr const char* kName = "adafactor";
+  static std::vector<std::string> keys() {
+    return {"eps", "clip_threshold", "decay_rate", "beta1", "weight_decay", "scale_parameter", "relative_step",
+            "warmup_init", "no_decay"};
+  }
+  static Options parse(YamlReader& r) {
+    Options o;
+    const auto eps = numbers(r, "eps", {std::get<0>(o.eps()), std::get<1>(o.eps())}, kPositive);
+    o.eps({eps[0], eps[1]});
+    o.clip_threshold(number(r, "clip_threshold", o.clip_threshold(), kPositive));
+    o.decay_rate(number(r, "decay_rate", o.decay_rate(), kNonPositive));
+    o.beta1(number(r, "beta1", o.beta1(), kUnit));
+    o.weight_decay(number(r, "weight_decay", o.weight_decay(), kNonNegative));
+    o.scale_parameter(boolean(r, "scale_parameter", o.scale_parameter()));
+    o.relative_step(boolean(r, "relative_step", o.relative_step()));
+    o.warmup_init(boolean(r, "warmup_init", o.warmup_init()));
+    if (o.warmup_init() && !o.relative_step()) r.fail("warmup_init", "warmup_init: true requires relative_step: true");
+    return o;
+  }
+  // With relative_step the step size comes from the step count (and lr must stay 0).
+  static void set_lr(Options& o, double lr) {
+    if (!o.relative_step()) o.lr(lr);
+  }
+  static std::vector<FieldRef> fields(State& s) {
+    return {{"exp_avg", StateFieldKind::first, &s.exp_avg()},
+            {"exp_avg_sq_row", StateFieldKind::factor_row, &s.exp_avg_sq_row()},
+            {"exp_avg_sq_col", StateFieldKind::factor_col, &s.exp_avg_sq_col()},
+            {"exp_avg_sq", StateFieldKind::second, &s.exp_avg_sq()}};
+  }
+};
+
+// ---- the table -------------------------------------------------------------------------------------
+
+// What the registry does with an optimizer, the same for all: implemented once over a Spec.
+class Entry {
+ public:
+  virtual ~Entry() = default;
+  virtual std::string name() const = 0;
+  virtual std::vector<std::string> keys() const = 0;
+  virtual std::shared_ptr<const torch::optim::OptimizerOptions> parse(YamlReader& r) const = 0;
+  virtual std::unique_ptr<torch::optim::Optimizer> build(const torch::optim::OptimizerOptions& options, double lr,
+                                                         const std::vector<torch::Tensor>& decay,
+                                                         const std::vector<torch::Tensor>& no_decay) const = 0;
+  virtual void set_lr(torch::optim::OptimizerOptions& options, double lr) const = 0;
+  virtual bool built(const torch::optim::Optimizer& opt) const = 0;
+  virtual const std::vector<StateField>& fields() const = 0;
+  // `state` by field, or nullopt when it is not this optimizer's state type.
+  virtual std::optional<ParamState> read(torch::optim::OptimizerParamState& state) const = 0;
+  virtual std::unique_ptr<torch::optim::OptimizerParamState> make_state(const ParamState& state) const = 0;
+};
+
+template <class Spec>
+class EntryOf final : public Entry {
+  using Options = typename Spec::Options;
+  using State = typename Spec::State;
+
+ public:
+  std::string name() const override { return Spec::kName; }
+  std::vector<std::string> keys() const override { return Spec::keys(); }
+  std::shared_ptr<const torch::optim::OptimizerOptions> parse(YamlReader& r) const override {
+    return std::make_shared<Options>(Spec::parse(r));
+  }
+  // Group 0: the decay options; group 1 (if any parameters): the no-decay options.
+  std::unique_ptr<torch::optim::Optimizer> build(const torch::optim::OptimizerOptions& options, double lr,
+                                                 const std::vector<torch::Tensor>& decay,
+                                                 const std::vector<torch::Tensor>& no_decay) const override {
+    Options o = dynamic_cast<const Options&>(options);
+    Spec::set_lr(o, lr);
+    Options exempt = o;
+    Spec::exempt(exempt);
+    Groups groups;
+    if (!decay.empty()) groups.emplace_back(decay, std::make_unique<Options>(o));
+    if (!no_decay.empty()) groups.emplace_back(no_decay, std::make_unique<Options>(exempt));
+    return Spec::build(groups, o);
+  }
+  void set_lr(torch::optim::OptimizerOptions& options, double lr) const override {
+    Spec::set_lr(dynamic_cast<Options&>(options), lr);
+  }
+  bool built(const torch::optim::Optimizer& opt) const override {
+    return dynamic_cast<const typename Spec::Optimizer*>(&opt) != nullptr;
+  }
+  const std::vector<StateField>& fields() const override {
+    static const std::vector<StateField> list = [] {
+      State s;
+      std::vector<StateField> out;
+      for (const auto& f : Spec::fields(s)) out.push_back({f.name, f.kind});
+      return out;
+    }();
+    return list;
+  }
+  std::optional<ParamState> read(torch::optim::OptimizerParamState& state) const override {
+    auto* s = dynamic_cast<State*>(&state);
+    if (s == nullptr) return std::nullopt;
+    ParamState out;
+    for (const auto& f : Spec::fields(*s))
+      if (f.tensor->defined()) out.fields.emplace(f.name, *f.tensor);
+    out.step = static_cast<int64_t>(s->step());
+    return out;
+  }
+  std::unique_ptr<torch::optim::OptimizerParamState> make_state(const ParamState& state) const override {
+    auto s = std::make_unique<State>();
+    const auto refs = Spec::fields(*s);
+    for (const auto& [field, t] : state.fields) {
+      auto it = std::find_if(refs.begin(), refs.end(), [&](const FieldRef& f) { return field == f.name; });
+      if (it == refs.end()) throw std::invalid_argument(name() + " optimizer state has no field '" + field + "'");
+      *it->tensor = t;
+    }
+    s->step(static_cast<std::decay_t<decltype(s->step())>>(state.step));
+    return s;
+  }
+};
+
+// The optimizers, in the order of optimizer_names(). The one list of them.
+const std::vector<std::unique_ptr<Entry>>& table() {
+  static const std::vector<std::unique_ptr<Entry>> entries = [] {
+    std::vector<std::unique_ptr<Entry>> t;
+    t.push_back(std::make_unique<EntryOf<AdamWSpec>>());
+    t.push_back(std::make_unique<EntryOf<CAMESpec>>());
+    t.push_back(std::make_unique<EntryOf<LAMBSpec>>());
+    t.push_back(std::make_unique<EntryOf<AdafactorSpec>>());
+    return t;
+  }();
+  return entries;
+}
+
+const Entry* find_entry(const std::string& name) {
+  for (const auto& e : table())
+    if (e->name() == name) return e.get();
+  return nullptr;
+}
+
+const Entry* find_entry(const torch::optim::Optimizer& opt) {
+  for (const auto& e : table())
+    if (e->built(opt)) return e.get();
+  return nullptr;
+}
+
+const Entry& entry_of(const torch::optim::Optimizer& opt) {
+  if (const Entry* e = find_entry(opt)) return *e;
+  throw std::invalid_argument("unsupported optimizer type (the registry's are " + optimizer_name_list() + ")");
+}
+
+// `state` by field, whichever registry optimizer it belongs to; nullopt for another type.
+std::optional<ParamState> read_any(torch::optim::OptimizerParamState& state) {
+  for (const auto& e : table())
+    if (auto s = e->read(state)) return s;
+  return std::nullopt;
+}
+
+// ---- parameter groups ---------------------------------------------------------------------------------
 
 struct Split {
   std::vector<torch::Tensor> decay;     // dim >= 2 and not matched by no_decay
   std::vector<torch::Tensor> no_decay;  // dim < 2 or matched by a no_decay pattern
 };
 
-Split split_params(const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const OptionReader& reader) {
-  const auto patterns = reader.strings("no_decay");
+Split split_params(const NamedParams& named_params, const OptimizerConfig& config) {
+  const auto& patterns = config.no_decay;
   std::vector<bool> used(patterns.size(), false);
   std::unordered_set<const c10::TensorImpl*> seen;  // a tensor listed twice (tied weights) is updated once
   Split out;
@@ -160,7 +366,7 @@ Split split_params(const std::vector<std::pair<std::string, torch::Tensor>>& nam
     if (!seen.insert(tensor.unsafeGetTensorImpl()).second) continue;
     bool excluded = tensor.dim() < 2;
     for (size_t k = 0; k < patterns.size(); ++k) {
-      if (name.find(patterns[k].first) != std::string::npos) {
+      if (name.find(patterns[k].pattern) != std::string::npos) {
         excluded = true;
         used[k] = true;
       }
@@ -169,148 +375,101 @@ Split split_params(const std::vector<std::pair<std::string, torch::Tensor>>& nam
   }
   for (size_t k = 0; k < patterns.size(); ++k) {
     if (!used[k])
-      throw ConfigError(reader.at(patterns[k].second), reader.path("no_decay"),
-                        "pattern '" + patterns[k].first + "' matches no parameter name");
+      throw ConfigError(patterns[k].where, "optimizers." + config.name + ".no_decay",
+                        "pattern '" + patterns[k].pattern + "' matches no parameter name");
   }
   return out;
 }
 
-// Group 0: decay options; group 1 (if any parameters): no-decay options.
-template <class Options>
-std::vector<torch::optim::OptimizerParamGroup> make_groups(const Split& split, const Options& decay,
-                                                           const Options& no_decay) {
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  if (!split.decay.empty()) groups.emplace_back(split.decay, std::make_unique<Options>(decay));
-  if (!split.no_decay.empty()) groups.emplace_back(split.no_decay, std::make_unique<Options>(no_decay));
-  return groups;
+void check_lr(double lr, const std::string& where) {
+  if (!std::isfinite(lr) || lr < 0)
+    throw ConfigError(where, "lr", "the learning rate must be a finite number >= 0, got " + std::to_string(lr));
 }
 
-// ---- one builder per optimizer ---------------------------------------------------------------------
-
-std::unique_ptr<torch::optim::Optimizer> make_adamw(const std::vector<std::pair<std::string, torch::Tensor>>& params,
-                                                    double lr, const YAML::Node& yaml, const std::string& where) {
-  OptionReader r(yaml, "adamw", {"betas", "eps", "weight_decay", "no_decay"}, where);
-  torch::optim::AdamWOptions o(lr);
-  const auto betas = r.numbers("betas", {std::get<0>(o.betas()), std::get<1>(o.betas())}, kUnit, kUnitText);
-  o.betas({betas[0], betas[1]});
-  o.eps(r.number("eps", o.eps(), kPositive, kPositiveText));
-  o.weight_decay(r.number("weight_decay", o.weight_decay(), kNonNegative, kNonNegativeText));
-  auto no_decay = o;
-  no_decay.weight_decay(0.0);
-  auto groups = make_groups(split_params(params, r), o, no_decay);
-  auto opt = std::make_unique<torch::optim::AdamW>(groups, o);
-  detail::restore_group_options<torch::optim::AdamWOptions>(opt->param_groups(), groups, opt->defaults(), "AdamW");
-  return opt;
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_came(const std::vector<std::pair<std::string, torch::Tensor>>& params,
-                                                   double lr, const YAML::Node& yaml, const std::string& where) {
-  OptionReader r(yaml, "came", {"betas", "eps", "clip_threshold", "weight_decay", "no_decay"}, where);
-  CAMEOptions o(lr);
-  const auto [b1, b2, b3] = o.betas();
-  const auto betas = r.numbers("betas", {b1, b2, b3}, kUnit, kUnitText);
-  o.betas({betas[0], betas[1], betas[2]});
-  const auto eps = r.numbers("eps", {std::get<0>(o.eps()), std::get<1>(o.eps())}, kPositive, kPositiveText);
-  o.eps({eps[0], eps[1]});
-  o.clip_threshold(r.number("clip_threshold", o.clip_threshold(), kPositive, kPositiveText));
-  o.weight_decay(r.number("weight_decay", o.weight_decay(), kNonNegative, kNonNegativeText));
-  auto no_decay = o;
-  no_decay.weight_decay(0.0);
-  return std::make_unique<CAME>(make_groups(split_params(params, r), o, no_decay), o);
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_lamb(const std::vector<std::pair<std::string, torch::Tensor>>& params,
-                                                   double lr, const YAML::Node& yaml, const std::string& where) {
-  OptionReader r(yaml, "lamb", {"betas", "eps", "weight_decay", "bias_correction", "trust_ratio", "no_decay"}, where);
-  LAMBOptions o(lr);
-  const auto betas = r.numbers("betas", {std::get<0>(o.betas()), std::get<1>(o.betas())}, kUnit, kUnitText);
-  o.betas({betas[0], betas[1]});
-  o.eps(r.number("eps", o.eps(), kPositive, kPositiveText));
-  o.weight_decay(r.number("weight_decay", o.weight_decay(), kNonNegative, kNonNegativeText));
-  o.bias_correction(r.boolean("bias_correction", o.bias_correction()));
-  o.trust_ratio(r.boolean("trust_ratio", o.trust_ratio()));
-  auto no_decay = o;
-  no_decay.weight_decay(0.0).trust_ratio(false);
-  return std::make_unique<LAMB>(make_groups(split_params(params, r), o, no_decay), o);
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_adafactor(
-    const std::vector<std::pair<std::string, torch::Tensor>>& params, double lr, const YAML::Node& yaml,
-    const std::string& where) {
-  OptionReader r(yaml, "adafactor",
-                 {"eps", "clip_threshold", "decay_rate", "beta1", "weight_decay", "scale_parameter", "relative_step",
-                  "warmup_init", "no_decay"},
-                 where);
-  AdafactorOptions o;
-  const auto eps = r.numbers("eps", {std::get<0>(o.eps()), std::get<1>(o.eps())}, kPositive, kPositiveText);
-  o.eps({eps[0], eps[1]});
-  o.clip_threshold(r.number("clip_threshold", o.clip_threshold(), kPositive, kPositiveText));
-  o.decay_rate(r.number("decay_rate", o.decay_rate(), [](double x) { return x <= 0; }, "must be <= 0"));
-  o.beta1(r.number("beta1", o.beta1(), kUnit, kUnitText));
-  o.weight_decay(r.number("weight_decay", o.weight_decay(), kNonNegative, kNonNegativeText));
-  o.scale_parameter(r.boolean("scale_parameter", o.scale_parameter()));
-  o.relative_step(r.boolean("relative_step", o.relative_step()));
-  o.warmup_init(r.boolean("warmup_init", o.warmup_init()));
-  if (o.warmup_init() && !o.relative_step())
-    throw ConfigError(r.at(r.node("warmup_init")), r.path("warmup_init"),
-                      "warmup_init: true requires relative_step: true");
-  if (!o.relative_step()) o.lr(lr);  // with relative_step the step size comes from the step count
-  auto no_decay = o;
-  no_decay.weight_decay(0.0);
-  return std::make_unique<Adafactor>(make_groups(split_params(params, r), o, no_decay), o);
+const Entry& known_entry(const std::string& name, const std::string& where) {
+  if (const Entry* e = find_entry(name)) return *e;
+  throw ConfigError(where, "optimizer", "unknown optimizer '" + name + "'; valid names: " + optimizer_name_list());
 }
 
 }  // namespace
 
-// ---- public interface -------------------------------------------------------------------------------
+// ---- names --------------------------------------------------------------------------------------------
 
 const std::vector<std::string>& optimizer_names() {
-  static const std::vector<std::string> names{"adamw", "came", "lamb", "adafactor"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& e : table()) out.push_back(e->name());
+    return out;
+  }();
   return names;
 }
 
-bool is_optimizer_name(const std::string& name) {
-  const auto& names = optimizer_names();
-  return std::find(names.begin(), names.end(), name) != names.end();
+bool is_optimizer_name(const std::string& name) { return find_entry(name) != nullptr; }
+
+std::string optimizer_name_list() { return join_names(optimizer_names()); }
+
+// ---- options ------------------------------------------------------------------------------------------
+
+OptimizerConfig parse_optimizer_config(const std::string& name, const YAML::Node& options, const std::string& where) {
+  const Entry& entry = known_entry(name, where);
+  YamlReader r(options, where, "optimizers." + name);
+  r.check_keys(entry.keys());
+  OptimizerConfig c;
+  c.name = name;
+  c.where = where;
+  c.options = entry.parse(r);
+  c.no_decay = no_decay_patterns(r);
+  return c;
 }
 
-std::string optimizer_name_list() { return join(optimizer_names()); }
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(
-    const std::string& name, const std::vector<std::pair<std::string, torch::Tensor>>& named_params, double lr,
-    const YAML::Node& options, const std::string& where) {
-  if (!is_optimizer_name(name))
-    throw ConfigError(where, "optimizer", "unknown optimizer '" + name + "'; valid names: " + optimizer_name_list());
-  if (!std::isfinite(lr) || lr < 0)
-    throw ConfigError(where, "lr", "the learning rate must be a finite number >= 0, got " + std::to_string(lr));
-  try {
-    if (name == "adamw") return make_adamw(named_params, lr, options, where);
-    if (name == "came") return make_came(named_params, lr, options, where);
-    if (name == "lamb") return make_lamb(named_params, lr, options, where);
-    return make_adafactor(named_params, lr, options, where);
-  } catch (const c10::Error& e) {  // a check inside an optimizer that the YAML checks did not anticipate
-    throw ConfigError(where, "optimizers." + name, e.what_without_backtrace());
+OptimizerConfigs::OptimizerConfigs(const YAML::Node& section, const std::string& where) : where_(where) {
+  if (!section.IsDefined() || section.IsNull()) return;
+  if (!section.IsMap())
+    throw ConfigError(yaml_where(where, section), "optimizers", "expected a map of optimizer name -> options");
+  for (const auto& kv : section) {
+    const std::string name = kv.first.as<std::string>();
+    if (!is_optimizer_name(name))
+      throw ConfigError(yaml_where(where, kv.first), "optimizers." + name,
+                        "unknown optimizer (valid: " + optimizer_name_list() + ")");
+    listed_[name] = parse_optimizer_config(name, kv.second, where);
   }
 }
 
+OptimizerConfig OptimizerConfigs::get(const std::string& name) const {
+  auto it = listed_.find(name);
+  return it != listed_.end() ? it->second : parse_optimizer_config(name, YAML::Node(), where_);
+}
+
+// ---- building -----------------------------------------------------------------------------------------
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& config, const NamedParams& named_params,
+                                                        double lr) {
+  const Entry& entry = known_entry(config.name, config.where);
+  if (!config.options) {
+    throw std::invalid_argument("make_optimizer: the OptimizerConfig has no options (parse_optimizer_config makes one)");
+  }
+  check_lr(lr, config.where);
+  const Split split = split_params(named_params, config);
+  try {
+    return entry.build(*config.options, lr, split.decay, split.no_decay);
+  } catch (const c10::Error& e) {  // a check inside an optimizer that the YAML checks did not anticipate
+    throw ConfigError(config.where, "optimizers." + config.name, e.what_without_backtrace());
+  }
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, const NamedParams& named_params,
+                                                        double lr, const YAML::Node& options, const std::string& where) {
+  known_entry(name, where);
+  check_lr(lr, where);
+  return make_optimizer(parse_optimizer_config(name, options, where), named_params, lr);
+}
+
 int64_t state_bytes(const torch::optim::Optimizer& opt) {
-  using detail::tensor_bytes;
   int64_t total = 0;
   for (const auto& item : opt.state()) {
-    const torch::optim::OptimizerParamState* s = item.second.get();
-    if (const auto* c = dynamic_cast<const CAMEParamState*>(s)) {
-      total += tensor_bytes(c->exp_avg()) + tensor_bytes(c->exp_avg_sq_row()) + tensor_bytes(c->exp_avg_sq_col()) +
-               tensor_bytes(c->exp_avg_res_row()) + tensor_bytes(c->exp_avg_res_col()) + tensor_bytes(c->exp_avg_sq());
-    } else if (const auto* l = dynamic_cast<const LAMBParamState*>(s)) {
-      total += tensor_bytes(l->exp_avg()) + tensor_bytes(l->exp_avg_sq());
-    } else if (const auto* a = dynamic_cast<const AdafactorParamState*>(s)) {
-      total += tensor_bytes(a->exp_avg()) + tensor_bytes(a->exp_avg_sq_row()) + tensor_bytes(a->exp_avg_sq_col()) +
-               tensor_bytes(a->exp_avg_sq());
-    } else if (const auto* w = dynamic_cast<const torch::optim::AdamWParamState*>(s)) {
-      total += tensor_bytes(w->exp_avg()) + tensor_bytes(w->exp_avg_sq()) + tensor_bytes(w->max_exp_avg_sq());
-    } else {
-      throw std::invalid_argument("state_bytes: unsupported optimizer state type");
-    }
+    const auto state = read_any(*item.second);
+    if (!state) throw std::invalid_argument("state_bytes: unsupported optimizer state type");
+    for (const auto& [field, t] : state->fields) total += detail::tensor_bytes(t);
   }
   return total;
 }
@@ -318,10 +477,12 @@ int64_t state_bytes(const torch::optim::Optimizer& opt) {
 void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
   if (!std::isfinite(lr) || lr < 0)
     throw std::invalid_argument("set_learning_rate: lr must be a finite number >= 0, got " + std::to_string(lr));
+  const Entry* entry = find_entry(opt);  // nullptr: not one of ours, every group takes the lr
   for (auto& group : opt.param_groups()) {
-    if (const auto* a = dynamic_cast<const AdafactorOptions*>(&group.options()); a != nullptr && a->relative_step())
-      continue;
-    group.options().set_lr(lr);
+    if (entry != nullptr)
+      entry->set_lr(group.options(), lr);
+    else
+      group.options().set_lr(lr);
   }
 }
 
@@ -350,19 +511,39 @@ void load_state(torch::optim::Optimizer& opt, const std::string& bytes) {
     for (const auto& p : group.params()) {
       auto it = opt.state().find(detail::state_key(p));
       if (it == opt.state().end()) continue;
-      torch::Tensor m;
-      if (const auto* w = dynamic_cast<const torch::optim::AdamWParamState*>(it->second.get())) m = w->exp_avg();
-      if (const auto* c = dynamic_cast<const CAMEParamState*>(it->second.get())) m = c->exp_avg();
-      if (const auto* l = dynamic_cast<const LAMBParamState*>(it->second.get())) m = l->exp_avg();
-      if (const auto* a = dynamic_cast<const AdafactorParamState*>(it->second.get())) m = a->exp_avg();
-      if (m.defined() && m.sizes() != p.sizes()) {
+      const auto state = read_any(*it->second);
+      if (!state) continue;
+      const auto m = state->fields.find("exp_avg");
+      if (m != state->fields.end() && m->second.sizes() != p.sizes()) {
         std::ostringstream msg;
-        msg << "cannot load optimizer state: a state of shape " << m.sizes() << " belongs to a parameter of shape "
-            << p.sizes();
+        msg << "cannot load optimizer state: a state of shape " << m->second.sizes()
+            << " belongs to a parameter of shape " << p.sizes();
         throw InputError(msg.str());
       }
     }
   }
+}
+
+// ---- state by field -----------------------------------------------------------------------------------
+
+const std::vector<StateField>& state_fields(const std::string& name) {
+  if (const Entry* e = find_entry(name)) return e->fields();
+  throw std::invalid_argument("unknown optimizer '" + name + "' (valid: " + optimizer_name_list() + ")");
+}
+
+std::string optimizer_name(const torch::optim::Optimizer& opt) { return entry_of(opt).name(); }
+
+std::optional<ParamState> read_param_state(const torch::optim::Optimizer& opt, const torch::Tensor& p) {
+  const Entry& entry = entry_of(opt);
+  auto it = opt.state().find(detail::state_key(p));
+  if (it == opt.state().end()) return std::nullopt;
+  auto state = entry.read(*it->second);
+  if (!state) throw std::invalid_argument(entry.name() + " optimizer holds a parameter state of another type");
+  return state;
+}
+
+void write_param_state(torch::optim::Optimizer& opt, const torch::Tensor& p, const ParamState& state) {
+  opt.state()[detail::state_key(p)] = entry_of(opt).make_state(state);
 }
 
 }  // namespace vcycle::optim

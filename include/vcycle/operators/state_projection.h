@@ -22,8 +22,8 @@
 // runner steps all parameters together, so this is "keep the previous step count"); bias
 // corrections and relative step sizes therefore go on as before the level change.
 //
-// Supported: LibTorch's AdamW and vcycle's CAME, LAMB and Adafactor (the optimizers of
-// optim/registry.h). Anything else throws std::invalid_argument.
+// Supported: the optimizers of optim/registry.h, whose state fields it lists. Anything else throws
+// std::invalid_argument.
 #pragma once
 
 #include <cstdint>
@@ -39,14 +39,13 @@
 #include "vcycle/operators/operators.h"
 #include "vcycle/operators/param_map.h"
 #include "vcycle/core/tensor_map.h"
+#include "vcycle/optim/registry.h"
 
 namespace vcycle::optim {
 
-using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
-
 // An optimizer's per-parameter state, keyed by parameter name instead of by tensor identity.
 struct NamedOptimizerState {
-  std::string optimizer;                                // registry name: adamw, came, lamb, adafactor
+  std::string optimizer;                                // registry name (optim/registry.h)
   std::map<std::string, TensorMap> fields;              // state field -> parameter name -> tensor
   std::map<std::string, int64_t> steps;                 // parameter name -> step count
   std::map<std::string, std::vector<int64_t>> shapes;   // parameter name -> parameter shape
@@ -56,14 +55,8 @@ struct NamedOptimizerState {
   double elements() const;      // state elements held (all fields)
 };
 
-// How a state field moves between levels.
-enum class StateFieldKind {
-  first,       // exp_avg
-  second,      // exp_avg_sq, max_exp_avg_sq
-  factor_row,  // exp_avg_sq_row, exp_avg_res_row: W[:-1], the mean over W's last axis
-  factor_col,  // exp_avg_sq_col, exp_avg_res_col: W[:-2]+W[-1:], the mean over W's second-to-last axis
-};
-// Throws std::invalid_argument for a field name not listed above.
+// The kind of a state field of any registry optimizer (StateFieldKind, optim/registry.h).
+// Throws std::invalid_argument for a field name none of them keeps.
 StateFieldKind state_field_kind(const std::string& field);
 
 enum class StateProjection { coalesce, decoalesce };
@@ -71,8 +64,8 @@ enum class StateProjection { coalesce, decoalesce };
 // The named parameters of a module, in registration order (what make_optimizer() receives).
 NamedParams named_parameters(const torch::nn::Module& module);
 
-// Registry name of an optimizer built by make_optimizer() ("adamw", "came", "lamb", "adafactor");
-// throws std::invalid_argument for other types.
+// Registry name of an optimizer built by make_optimizer(); throws std::invalid_argument for other
+// types (the same as optimizer_name(), optim/registry.h).
 std::string optimizer_kind(const torch::optim::Optimizer& opt);
 
 // The state of every parameter in `params` that has one (parameters not yet stepped are left out).
