@@ -75,7 +75,7 @@ class CycleRunner {
               const CycleOptions& options)
       : cfg_(cfg), adapter_(adapter), phases_(phases), dir_(std::move(dir)), options_(options),
         dist_(options.dist != nullptr ? *options.dist : single_process_),
-        device_(dist_.device_for(cfg.device)), precision_(parse_precision(cfg.precision)),
+        device_(dist_.device_for(cfg.device)), precision_(cfg.precision),
         levels_(level_plan(cfg, adapter, phases)) {
     if (!dist_.is_main()) options_.quiet = true;  // rank 0 speaks for the run
   }
@@ -269,7 +269,7 @@ class CycleRunner {
     checkpoint();
   }
 
-  bool project_state() const { return cfg_.levels.optimizer_state == "project"; }
+  bool project_state() const { return cfg_.levels.optimizer_state == OptimizerStateMode::project; }
 
   // With `optimizer_state: project`, the current optimizer's state by parameter name, taken before
   // the level change into `phase`; nullopt means the new optimizer starts afresh (reset). Projection
@@ -346,7 +346,7 @@ class CycleRunner {
     const StepResult step = vcycle::train_step(context(), *optimizer_, params_, spec);
     const double loss_value = step.loss, grad_norm = step.grad_norm;
     const bool finite = step.finite();
-    if (!finite && cfg_.train.on_nonfinite == "stop") {
+    if (!finite && cfg_.train.on_nonfinite == OnNonfinite::stop) {
       throw RunError(fmt::format("non-finite {} at phase {} (level {}) step {}: loss {}, grad norm {} "
                                  "(no checkpoint written; set train.on_nonfinite: skip_step to skip such steps)",
                                  std::isfinite(loss_value) ? "gradient norm" : "loss", state_.phase + 1, phase.level,

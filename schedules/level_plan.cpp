@@ -12,8 +12,8 @@ CoalesceFactors factors_of(const LevelsConfig& l) {
   CoalesceFactors f;
   f.width = l.width_factor;
   f.depth = l.depth_factor;
-  f.width_pairing = parse_pairing(l.width_pairing);
-  f.depth_pairing = parse_pairing(l.depth_pairing);
+  f.width_pairing = l.width_pairing;
+  f.depth_pairing = l.depth_pairing;
   return f;
 }
 
@@ -43,7 +43,7 @@ TransitionResult LevelPlan::down(const TensorMap& tensors, int level) const {
 TransitionResult LevelPlan::up(const TensorMap& small, const TensorMap& pre, int level) const {
   TransitionResult r;
   const TensorMap deco = decoalesce(small, adapter_.param_map(), shape(level), factors_);
-  r.tensors = interpolate(pre, deco, cfg_.levels.alpha, parse_interpolation_mode(cfg_.levels.interpolation_mode));
+  r.tensors = interpolate(pre, deco, cfg_.levels.alpha, cfg_.levels.interpolation_mode);
   r.flops = elements(deco) + elements(r.tensors);
   r.op = "decoalesce+interpolate";
   return r;

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <initializer_list>
 #include <sstream>
 
 #include "vcycle/core/errors.h"
@@ -16,6 +17,10 @@ namespace vcycle {
 namespace fs = std::filesystem;
 
 std::string lr_schedule_name(LrSchedule s) { return s == LrSchedule::constant ? "constant" : "cosine"; }
+
+std::string to_string(OptimizerStateMode mode) { return mode == OptimizerStateMode::reset ? "reset" : "project"; }
+
+std::string to_string(OnNonfinite mode) { return mode == OnNonfinite::stop ? "stop" : "skip_step"; }
 
 std::vector<PhaseConfig> RunConfig::baseline_phases() const {
   if (!baseline) return {};
@@ -41,6 +46,20 @@ std::string one_of(YamlReader& r, const std::string& key, const std::string& fal
     list += (list.empty() ? "" : ", ") + x;
   }
   r.fail(key, "unknown value '" + v + "' (valid: " + list + ")");
+}
+
+// `key` as one of `values` (spelled by to_string), `fallback` when absent; otherwise ConfigError
+// "unknown <what> 'x' (valid: a, b)".
+template <class Enum>
+Enum parse_enum(YamlReader& r, const std::string& key, Enum fallback, std::initializer_list<Enum> values,
+                const std::string& what = "value") {
+  const std::string v = r.get_or<std::string>(key, to_string(fallback));
+  std::string list;
+  for (Enum e : values) {
+    if (to_string(e) == v) return e;
+    list += (list.empty() ? "" : ", ") + to_string(e);
+  }
+  r.fail(key, "unknown " + what + " '" + v + "' (valid: " + list + ")");
 }
 
 PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const std::string& path, bool has_level) {
@@ -102,10 +121,7 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   if (!(cfg.device == "cpu" || cfg.device == "cuda" || cfg.device.rfind("cuda:", 0) == 0)) {
     r.fail("device", "unknown device '" + cfg.device + "' (valid: cpu, cuda, cuda:N)");
   }
-  cfg.precision = r.get_or<std::string>("precision", "fp32");
-  if (cfg.precision != "fp32" && cfg.precision != "bf16") {
-    r.fail("precision", "unknown precision '" + cfg.precision + "' (valid: fp32, bf16)");
-  }
+  cfg.precision = parse_enum(r, "precision", Precision::fp32, {Precision::fp32, Precision::bf16}, "precision");
   cfg.threads = r.get_or<int>("threads", 0);
   if (cfg.threads < 0) r.fail("threads", "must be >= 0 (0 = all cores), got " + std::to_string(cfg.threads));
 
@@ -141,8 +157,8 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
     }
     {
       YamlReader p(l.node("pairing"), file, "levels.pairing");
-      cfg.levels.width_pairing = one_of(p, "width", "halves", {"halves", "neighbors"});
-      cfg.levels.depth_pairing = one_of(p, "depth", "halves", {"halves", "neighbors"});
+      cfg.levels.width_pairing = parse_enum(p, "width", Pairing::halves, {Pairing::halves, Pairing::neighbors});
+      cfg.levels.depth_pairing = parse_enum(p, "depth", Pairing::halves, {Pairing::halves, Pairing::neighbors});
       p.finish();
     }
     {
@@ -151,10 +167,12 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
       if (!(cfg.levels.alpha >= 0 && cfg.levels.alpha <= 1)) {
         ip.fail("alpha", "must be in [0, 1], got " + std::to_string(cfg.levels.alpha));
       }
-      cfg.levels.interpolation_mode = one_of(ip, "mode", "fixed", {"fixed", "norm_matched"});
+      cfg.levels.interpolation_mode =
+          parse_enum(ip, "mode", InterpolationMode::fixed, {InterpolationMode::fixed, InterpolationMode::norm_matched});
       ip.finish();
     }
-    cfg.levels.optimizer_state = one_of(l, "optimizer_state", "reset", {"reset", "project"});
+    cfg.levels.optimizer_state = parse_enum(l, "optimizer_state", OptimizerStateMode::reset,
+                                            {OptimizerStateMode::reset, OptimizerStateMode::project});
     l.finish();
   }
   {
@@ -199,7 +217,7 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
     if (cfg.train.checkpoint_every < 0) t.fail("checkpoint_every", "must be >= 0 (0 = phase ends only)");
     cfg.train.log_every = t.get_or<int64_t>("log_every", 10);
     if (cfg.train.log_every <= 0) t.fail("log_every", "must be > 0, got " + std::to_string(cfg.train.log_every));
-    cfg.train.on_nonfinite = one_of(t, "on_nonfinite", "stop", {"stop", "skip_step"});
+    cfg.train.on_nonfinite = parse_enum(t, "on_nonfinite", OnNonfinite::stop, {OnNonfinite::stop, OnNonfinite::skip_step});
     t.finish();
   }
   {
@@ -243,17 +261,20 @@ RunConfig load_config_unchecked(const std::string& path, const std::vector<std::
 }
 
 std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConfig>& phases) {
+  // Enum values are written by their YAML names, so the text (and the fingerprint) stays what it was
+  // when RunConfig held them as strings.
   YAML::Emitter out;
   out << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "seed" << YAML::Value << cfg.seed << YAML::Key << "device" << YAML::Value << cfg.device
-      << YAML::Key << "precision" << YAML::Value << cfg.precision;
+      << YAML::Key << "precision" << YAML::Value << to_string(cfg.precision);
   out << YAML::Key << "model" << YAML::Value << cfg.model;
   out << YAML::Key << "data" << YAML::Value << YAML::BeginSeq << cfg.data.train << cfg.data.valid << cfg.data.tokenizer
       << cfg.data.batch_size << cfg.data.grad_accum << YAML::EndSeq;
   if (phases.size() > 1) {
     const auto& l = cfg.levels;
     out << YAML::Key << "levels" << YAML::Value << YAML::BeginSeq << l.count << l.width_factor << l.depth_factor
-        << l.width_pairing << l.depth_pairing << l.alpha << l.interpolation_mode << l.optimizer_state << YAML::EndSeq;
+        << to_string(l.width_pairing) << to_string(l.depth_pairing) << l.alpha << to_string(l.interpolation_mode)
+        << to_string(l.optimizer_state) << YAML::EndSeq;
   }
   out << YAML::Key << "phases" << YAML::Value << YAML::BeginSeq;
   for (const auto& p : phases) {
@@ -263,8 +284,8 @@ std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConf
   out << YAML::EndSeq;
   if (cfg.optimizers.IsDefined()) out << YAML::Key << "optimizers" << YAML::Value << cfg.optimizers;
   out << YAML::Key << "eval" << YAML::Value << YAML::BeginSeq << cfg.eval.every << cfg.eval.batches << YAML::EndSeq;
-  out << YAML::Key << "train" << YAML::Value << YAML::BeginSeq << cfg.train.max_grad_norm << cfg.train.on_nonfinite
-      << YAML::EndSeq;
+  out << YAML::Key << "train" << YAML::Value << YAML::BeginSeq << cfg.train.max_grad_norm
+      << to_string(cfg.train.on_nonfinite) << YAML::EndSeq;
   out << YAML::EndMap;
   const std::string text = out.c_str();
   const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size()));

@@ -14,7 +14,7 @@ Precision parse_precision(const std::string& name) {
   throw std::invalid_argument("unknown precision '" + name + "' (valid: fp32, bf16)");
 }
 
-const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+std::string to_string(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
 
 // LibTorch 2.4 replaced the per-device autocast functions with ones taking the device type.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)

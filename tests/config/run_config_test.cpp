@@ -66,7 +66,7 @@ TEST_CASE("a valid config parses with its values and defaults", "[config]") {
   CHECK(cfg.phases[2].schedule == LrSchedule::constant);
   CHECK(cfg.phases[1].schedule == LrSchedule::cosine);
   CHECK(cfg.eval.every == 100);
-  CHECK(cfg.train.on_nonfinite == "stop");
+  CHECK(cfg.train.on_nonfinite == OnNonfinite::stop);
   REQUIRE(cfg.baseline);
   CHECK(cfg.baseline->steps == 20);
 }

@@ -11,11 +11,29 @@
 #include <yaml-cpp/yaml.h>
 
 #include "vcycle/core/distributed_config.h"
+#include "vcycle/core/precision.h"
 #include "vcycle/core/yaml_util.h"  // load_yaml_with_overrides, apply_override
+#include "vcycle/operators/operators.h"
 
 namespace vcycle {
 
 enum class LrSchedule { constant, cosine };
+
+// levels.optimizer_state: what the optimizer state does at a level change (state_projection.h).
+enum class OptimizerStateMode {
+  reset,    // the next phase's optimizer starts afresh
+  project,  // the state is moved to the new level with the model operators
+};
+
+// train.on_nonfinite: what a step with a non-finite loss or gradient norm does.
+enum class OnNonfinite {
+  stop,       // fail the run (RunError) without writing a checkpoint
+  skip_step,  // skip the optimizer step and go on
+};
+
+// The YAML spelling of each value ("reset", "skip_step", ...).
+std::string to_string(OptimizerStateMode mode);
+std::string to_string(OnNonfinite mode);
 
 // One training phase: `steps` optimizer steps at `level` with its own optimizer and LR schedule.
 struct PhaseConfig {
@@ -42,11 +60,11 @@ struct LevelsConfig {
   int count = 1;                          // K; 1 = plain training, no operators
   int64_t width_factor = 2;               // per level step; 1 keeps width
   int64_t depth_factor = 2;               // 1 keeps depth
-  std::string width_pairing = "halves";   // halves | neighbors
-  std::string depth_pairing = "halves";
-  double alpha = 0.5;                     // interpolation weight of the de-coalesced model
-  std::string interpolation_mode = "fixed";  // fixed | norm_matched
-  std::string optimizer_state = "reset";  // reset | project
+  Pairing width_pairing = Pairing::halves;  // pairing.width
+  Pairing depth_pairing = Pairing::halves;  // pairing.depth
+  double alpha = 0.5;                       // interpolation weight of the de-coalesced model
+  InterpolationMode interpolation_mode = InterpolationMode::fixed;  // interpolation.mode
+  OptimizerStateMode optimizer_state = OptimizerStateMode::reset;
 };
 
 struct EvalConfig {
@@ -58,7 +76,7 @@ struct TrainConfig {
   double max_grad_norm = 1.0;           // global-norm clipping; 0 disables
   int64_t checkpoint_every = 200;       // steps between checkpoints (phase ends always checkpoint)
   int64_t log_every = 10;               // progress line cadence in steps
-  std::string on_nonfinite = "stop";    // stop | skip_step
+  OnNonfinite on_nonfinite = OnNonfinite::stop;
 };
 
 struct RunConfig {
@@ -66,7 +84,7 @@ struct RunConfig {
   std::string name;               // run name
   uint64_t seed = 1234;
   std::string device = "cpu";     // cpu, cuda, cuda:N
-  std::string precision = "fp32"; // fp32 | bf16 (autocast forward, fp32 weights and state; precision.h)
+  Precision precision = Precision::fp32;  // autocast forward, fp32 weights and state (precision.h)
   int threads = 0;                // intra-op threads; 0 = all cores
   YAML::Node model;               // the `model:` map; the model family parses it (see model_registry.h)
   std::string model_type;         // model.type

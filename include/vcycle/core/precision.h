@@ -13,7 +13,8 @@ enum class Precision { fp32, bf16 };
 
 // "fp32" | "bf16"; std::invalid_argument listing the valid names otherwise.
 Precision parse_precision(const std::string& name);
-const char* precision_name(Precision p);
+// The name parse_precision() reads ("fp32", "bf16").
+std::string to_string(Precision p);
 
 // Autocast on `device` for the guard's lifetime (forward passes only: call backward() outside).
 // Restores the previous autocast state, so guards nest.
