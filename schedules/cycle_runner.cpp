@@ -294,9 +294,7 @@ class CycleRunner {
   void make_optimizer(const PhaseConfig& phase) {
     std::vector<std::pair<std::string, torch::Tensor>> named;
     for (auto& item : module_->named_parameters()) named.emplace_back(item.key(), item.value());
-    const YAML::Node options = cfg_.optimizers.IsDefined() && cfg_.optimizers.IsMap() ? cfg_.optimizers[phase.optimizer]
-                                                                                      : YAML::Node();
-    optimizer_ = optim::make_optimizer(phase.optimizer, named, phase.lr, options, cfg_.file);
+    optimizer_ = optim::make_optimizer(cfg_.optimizer_configs.get(phase.optimizer), named, phase.lr);
     params_.clear();
     for (auto& item : named) params_.push_back(item.second);
   }

@@ -93,9 +93,7 @@ std::unique_ptr<BatchSource> downstream_batches(const FinetuneConfig& cfg, const
 // into `result`. RunError on a non-finite loss or gradient norm.
 void train_adapters(const FinetuneConfig& cfg, const TrainingContext& ctx, const NamedParams& params, FinetuneResult& result,
                     bool quiet) {
-  auto optimizer = optim::make_optimizer(cfg.phase.optimizer, params, cfg.phase.lr,
-                                         cfg.optimizers.IsDefined() ? cfg.optimizers[cfg.phase.optimizer] : YAML::Node(),
-                                         cfg.file);
+  auto optimizer = optim::make_optimizer(cfg.optimizer_configs.get(cfg.phase.optimizer), params, cfg.phase.lr);
   std::vector<torch::Tensor> trainable;
   for (const auto& [name, p] : params) trainable.push_back(p);
   double loss_sum = 0;

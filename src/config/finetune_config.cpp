@@ -110,13 +110,7 @@ FinetuneConfig load_finetune_config(const std::string& path, const std::vector<s
   cfg.phase.batch_size = cfg.data.batch_size;
   cfg.phase.grad_accum = 1;
   cfg.optimizers = r.node("optimizers");
-  if (cfg.optimizers.IsDefined() && !cfg.optimizers.IsNull()) {
-    if (!cfg.optimizers.IsMap()) throw ConfigError(yaml_where(path, cfg.optimizers), "optimizers", "must be a map of optimizer name to options");
-    for (const auto& kv : cfg.optimizers) {
-      const std::string name = kv.first.as<std::string>();
-      if (!optim::is_optimizer_name(name)) throw ConfigError(yaml_where(path, kv.first), "optimizers." + name, "unknown optimizer (valid: " + optim::optimizer_name_list() + ")");
-    }
-  }
+  cfg.optimizer_configs = optim::OptimizerConfigs(cfg.optimizers, path);
   {
     YamlReader e(r.node("eval"), path, "eval");
     cfg.eval.every = e.get_or<int64_t>("every", 100);

@@ -191,16 +191,7 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   if (cfg.phases.empty() && !cfg.baseline) r.fail("baseline", "the config has neither phases nor a baseline: nothing to train");
 
   cfg.optimizers = r.node("optimizers");
-  if (cfg.optimizers.IsDefined() && !cfg.optimizers.IsNull()) {
-    if (!cfg.optimizers.IsMap()) r.fail("optimizers", "expected a map of optimizer name -> options");
-    for (const auto& kv : cfg.optimizers) {
-      const std::string name = kv.first.as<std::string>();
-      if (!optim::is_optimizer_name(name)) {
-        throw ConfigError(yaml_where(file, kv.first), "optimizers." + name,
-                          "unknown optimizer (valid: " + optim::optimizer_name_list() + ")");
-      }
-    }
-  }
+  cfg.optimizer_configs = optim::OptimizerConfigs(cfg.optimizers, file);
   {
     YamlReader e(r.node("eval"), file, "eval");
     cfg.eval.every = e.get_or<int64_t>("every", 100);

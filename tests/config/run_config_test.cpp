@@ -112,6 +112,21 @@ TEST_CASE("malformed configs name the key at fault", "[config]") {
   }
 }
 
+TEST_CASE("a bad optimizer option fails when the config loads, not when its phase starts", "[config]") {
+  Fixture f;
+  // No phase uses came: its options are checked all the same.
+  const std::string path = f.write(valid_yaml(f.dir.str()) + "optimizers:\n  came: { betas: [0.9, 0.999, 1.5] }\n");
+  for (auto load : {&load_config, &load_config_unchecked}) {
+    try {
+      load(path, {});
+      FAIL("no ConfigError for optimizers.came.betas");
+    } catch (const ConfigError& e) {
+      CHECK(e.key_path == "optimizers.came.betas");
+      CHECK_THAT(e.what(), Catch::Contains("c.yaml:13") && Catch::Contains("betas[2]") && Catch::Contains("[0, 1)"));
+    }
+  }
+}
+
 TEST_CASE("config errors carry the line number", "[config]") {
   Fixture f;
   const std::string msg = f.error_of("lr: 2e-3", "lr: fast");

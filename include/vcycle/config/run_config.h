@@ -14,6 +14,7 @@
 #include "vcycle/core/precision.h"
 #include "vcycle/core/yaml_util.h"  // load_yaml_with_overrides, apply_override
 #include "vcycle/operators/operators.h"
+#include "vcycle/optim/registry.h"
 
 namespace vcycle {
 
@@ -92,7 +93,8 @@ struct RunConfig {
   LevelsConfig levels;
   std::vector<PhaseConfig> phases;     // the V-cycle, in order
   std::optional<PhaseConfig> baseline; // the plain run to compare with (level 1)
-  YAML::Node optimizers;          // per-name optimizer options (see optim/registry.h)
+  optim::OptimizerConfigs optimizer_configs;  // per-name optimizer options, parsed (optim/registry.h)
+  YAML::Node optimizers;          // the `optimizers:` map as written, kept for config_fingerprint only
   EvalConfig eval;
   TrainConfig train;
   DistributedConfig distributed;

@@ -45,7 +45,8 @@ struct FinetuneConfig {
   std::vector<std::string> targets;  // lora.targets (patterns, see lora.h)
   DataConfig data;                   // downstream train/valid token files
   PhaseConfig phase;                 // steps, optimizer, lr, warmup, schedule, min_lr_ratio
-  YAML::Node optimizers;             // per-name optimizer options, as in a run config
+  optim::OptimizerConfigs optimizer_configs;  // per-name optimizer options, parsed, as in a run config
+  YAML::Node optimizers;             // the `optimizers:` map as written
   EvalConfig eval;                   // every, batches
   double max_grad_norm = 1.0;        // global-norm clipping of the adapter gradients; 0 disables
   int64_t log_every = 25;            // progress line cadence in steps
