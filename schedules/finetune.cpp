@@ -65,7 +65,8 @@ std::shared_ptr<torch::nn::Module> load_base(const FinetuneConfig& cfg, const Mo
 NamedParams add_lora(const FinetuneConfig& cfg, torch::nn::Module& model, const torch::Device& device, FinetuneResult& result,
                      bool quiet) {
   torch::manual_seed(cfg.seed);
-  result.layers = lora::inject(model, cfg.targets, cfg.lora);
+  const auto options = lora::LoRAOptions().r(cfg.lora.r()).alpha(cfg.lora.alpha()).dropout(cfg.lora.dropout());
+  result.layers = lora::inject(model, cfg.targets, options);
   model.to(device);
   NamedParams params = lora::adapter_parameters(model);
   for (const auto& [name, p] : params) {

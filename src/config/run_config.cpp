@@ -4,13 +4,12 @@
 #include <zlib.h>
 
 #include <filesystem>
-#include <initializer_list>
 #include <sstream>
 
+#include "sections.h"
 #include "vcycle/core/errors.h"
-#include "vcycle/models/registry.h"
-#include "vcycle/optim/registry.h"
 #include "vcycle/core/yaml_util.h"
+#include "vcycle/models/registry.h"
 
 namespace vcycle {
 
@@ -30,38 +29,6 @@ std::vector<PhaseConfig> RunConfig::baseline_phases() const {
 // ---------------------------------------------------------------------------- sections
 namespace {
 
-LrSchedule parse_schedule(YamlReader& r, const std::string& key) {
-  const std::string s = r.get_or<std::string>(key, "cosine");
-  if (s == "cosine") return LrSchedule::cosine;
-  if (s == "constant") return LrSchedule::constant;
-  r.fail(key, "unknown schedule '" + s + "' (valid: constant, cosine)");
-}
-
-std::string one_of(YamlReader& r, const std::string& key, const std::string& fallback,
-                   const std::vector<std::string>& valid) {
-  const std::string v = r.get_or<std::string>(key, fallback);
-  std::string list;
-  for (const auto& x : valid) {
-    if (x == v) return v;
-    list += (list.empty() ? "" : ", ") + x;
-  }
-  r.fail(key, "unknown value '" + v + "' (valid: " + list + ")");
-}
-
-// `key` as one of `values` (spelled by to_string), `fallback` when absent; otherwise ConfigError
-// "unknown <what> 'x' (valid: a, b)".
-template <class Enum>
-Enum parse_enum(YamlReader& r, const std::string& key, Enum fallback, std::initializer_list<Enum> values,
-                const std::string& what = "value") {
-  const std::string v = r.get_or<std::string>(key, to_string(fallback));
-  std::string list;
-  for (Enum e : values) {
-    if (to_string(e) == v) return e;
-    list += (list.empty() ? "" : ", ") + to_string(e);
-  }
-  r.fail(key, "unknown " + what + " '" + v + "' (valid: " + list + ")");
-}
-
 PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const std::string& path, bool has_level) {
   YamlReader r(node, file, path);
   if (!node.IsDefined() || node.IsNull()) throw ConfigError(file, path, "missing (expected a map)");
@@ -70,20 +37,11 @@ PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const s
     p.level = r.get<int>("level");
     if (p.level < 1) r.fail("level", "must be >= 1, got " + std::to_string(p.level));
   }
-  p.steps = r.get_positive<int64_t>("steps");
-  p.optimizer = r.get_or<std::string>("optimizer", "adamw");
-  if (!optim::is_optimizer_name(p.optimizer)) r.fail("optimizer", "unknown optimizer '" + p.optimizer + "' (valid: " + optim::optimizer_name_list() + ")");
-  p.lr = r.get_or<double>("lr", 1e-3);
-  if (!(p.lr > 0)) r.fail("lr", "must be > 0, got " + std::to_string(p.lr));
-  p.warmup = r.get_or<int64_t>("warmup", 0);
-  if (p.warmup < 0) r.fail("warmup", "must be >= 0, got " + std::to_string(p.warmup));
-  p.schedule = parse_schedule(r, "schedule");
+  sections::parse_phase_training(r, p);
   p.batch_size = r.get_or<int64_t>("batch_size", 0);
   if (p.batch_size < 0) r.fail("batch_size", "must be > 0 (or 0 for data.batch_size), got " + std::to_string(p.batch_size));
   p.grad_accum = r.get_or<int64_t>("grad_accum", 0);
   if (p.grad_accum < 0) r.fail("grad_accum", "must be > 0 (or 0 for data.grad_accum), got " + std::to_string(p.grad_accum));
-  p.min_lr_ratio = r.get_or<double>("min_lr_ratio", 0.1);
-  if (p.min_lr_ratio < 0 || p.min_lr_ratio > 1) r.fail("min_lr_ratio", "must be in [0, 1], got " + std::to_string(p.min_lr_ratio));
   r.finish();
   return p;
 }
@@ -105,6 +63,120 @@ void check_v_shape(const std::vector<PhaseConfig>& phases, int count, const std:
   }
 }
 
+void parse_model(YamlReader& r, RunConfig& cfg) {
+  cfg.model = r.node("model");
+  if (!cfg.model.IsDefined() || !cfg.model.IsMap()) r.fail("model", "missing or not a map (e.g. { type: gpt, layers: 4, ... })");
+  YAML::Node type = cfg.model["type"];
+  cfg.model_type = type.IsDefined() ? yaml_as<std::string>(type, r.file(), "model.type") : "gpt";
+}
+
+DataConfig parse_data(YamlReader& r) {
+  YamlReader d(r.node("data"), r.file(), "data");
+  if (!r.has("data")) r.fail("data", "missing (expected { train: ..., valid: ... })");
+  DataConfig data;
+  sections::parse_data_files(d, data);
+  data.tokenizer = d.get_or<std::string>("tokenizer", "byte");
+  data.grad_accum = d.get_or<int64_t>("grad_accum", 1);
+  if (data.grad_accum <= 0) d.fail("grad_accum", "must be > 0, got " + std::to_string(data.grad_accum));
+  d.finish();
+  return data;
+}
+
+// levels.pairing and levels.interpolation.
+void parse_level_moves(YamlReader& l, LevelsConfig& levels) {
+  YamlReader p(l.node("pairing"), l.file(), "levels.pairing");
+  levels.width_pairing = sections::parse_enum(p, "width", Pairing::halves, {Pairing::halves, Pairing::neighbors});
+  levels.depth_pairing = sections::parse_enum(p, "depth", Pairing::halves, {Pairing::halves, Pairing::neighbors});
+  p.finish();
+  YamlReader ip(l.node("interpolation"), l.file(), "levels.interpolation");
+  levels.alpha = ip.get_or<double>("alpha", 0.5);
+  if (!(levels.alpha >= 0 && levels.alpha <= 1)) ip.fail("alpha", "must be in [0, 1], got " + std::to_string(levels.alpha));
+  levels.interpolation_mode =
+      sections::parse_enum(ip, "mode", InterpolationMode::fixed, {InterpolationMode::fixed, InterpolationMode::norm_matched});
+  ip.finish();
+}
+
+LevelsConfig parse_levels(YamlReader& r) {
+  YamlReader l(r.node("levels"), r.file(), "levels");
+  LevelsConfig levels;
+  levels.count = l.get_or<int>("count", 1);
+  if (levels.count < 1) l.fail("count", "must be >= 1, got " + std::to_string(levels.count));
+  levels.width_factor = l.get_or<int64_t>("width_factor", 2);
+  levels.depth_factor = l.get_or<int64_t>("depth_factor", 2);
+  if (levels.width_factor < 1) l.fail("width_factor", "must be >= 1, got " + std::to_string(levels.width_factor));
+  if (levels.depth_factor < 1) l.fail("depth_factor", "must be >= 1, got " + std::to_string(levels.depth_factor));
+  if (levels.count > 1 && levels.width_factor == 1 && levels.depth_factor == 1) {
+    l.fail("width_factor", "width_factor and depth_factor are both 1: the levels would not shrink");
+  }
+  parse_level_moves(l, levels);
+  levels.optimizer_state = sections::parse_enum(l, "optimizer_state", OptimizerStateMode::reset,
+                                      {OptimizerStateMode::reset, OptimizerStateMode::project});
+  l.finish();
+  return levels;
+}
+
+// phases (the V-cycle) and baseline; at least one of them.
+void parse_phases(YamlReader& r, RunConfig& cfg) {
+  YAML::Node phases = r.node("phases");
+  if (!phases.IsDefined() || phases.IsNull()) {
+    if (cfg.levels.count > 1) r.fail("phases", "missing: a V-cycle with levels.count > 1 needs its phases");
+  } else {
+    if (!phases.IsSequence()) r.fail("phases", "expected a list of phases, got " + yaml_describe(phases));
+    for (size_t i = 0; i < phases.size(); ++i) {
+      cfg.phases.push_back(parse_phase(phases[i], r.file(), "phases[" + std::to_string(i) + "]", true));
+    }
+    check_v_shape(cfg.phases, cfg.levels.count, r.file(), phases);
+  }
+  if (r.has("baseline")) cfg.baseline = parse_phase(r.node("baseline"), r.file(), "baseline", false);
+  if (cfg.phases.empty() && !cfg.baseline) r.fail("baseline", "the config has neither phases nor a baseline: nothing to train");
+}
+
+TrainConfig parse_train(YamlReader& r) {
+  YamlReader t(r.node("train"), r.file(), "train");
+  TrainConfig train;
+  train.max_grad_norm = t.get_or<double>("max_grad_norm", 1.0);
+  if (train.max_grad_norm < 0) t.fail("max_grad_norm", "must be >= 0 (0 disables clipping), got " + std::to_string(train.max_grad_norm));
+  train.checkpoint_every = t.get_or<int64_t>("checkpoint_every", 200);
+  if (train.checkpoint_every < 0) t.fail("checkpoint_every", "must be >= 0 (0 = phase ends only)");
+  train.log_every = t.get_or<int64_t>("log_every", 10);
+  if (train.log_every <= 0) t.fail("log_every", "must be > 0, got " + std::to_string(train.log_every));
+  train.on_nonfinite = sections::parse_enum(t, "on_nonfinite", OnNonfinite::stop, {OnNonfinite::stop, OnNonfinite::skip_step});
+  t.finish();
+  return train;
+}
+
+DistributedConfig parse_distributed(YamlReader& r, const std::string& device) {
+  YamlReader d(r.node("distributed"), r.file(), "distributed");
+  DistributedConfig dist;
+  if (d.has("backend")) {
+    dist.backend = d.get<std::string>("backend");
+    if (dist.backend != "gloo" && dist.backend != "nccl") {
+      d.fail("backend", "unknown value '" + dist.backend + "' (valid: gloo, nccl)");
+    }
+  }
+  if (dist.backend == "nccl" && device == "cpu") d.fail("backend", "nccl needs device: cuda (use gloo on cpu)");
+  dist.timeout_s = d.get_or<double>("timeout_s", 60);
+  if (!(dist.timeout_s > 0) || dist.timeout_s > 86400) {
+    d.fail("timeout_s", "must be in (0, 86400] seconds, got " + std::to_string(dist.timeout_s));
+  }
+  dist.bucket_mb = d.get_or<int64_t>("bucket_mb", 25);
+  if (dist.bucket_mb <= 0) d.fail("bucket_mb", "must be > 0, got " + std::to_string(dist.bucket_mb));
+  d.finish();
+  return dist;
+}
+
+// Relative data paths are taken relative to the working directory (the README runs from the repo root).
+void check_data_files(const RunConfig& cfg, const YAML::Node& root) {
+  for (auto [key, path] : {std::pair<std::string, std::string>{"data.train", cfg.data.train}, {"data.valid", cfg.data.valid}}) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) {
+      throw ConfigError(yaml_where(cfg.file, root["data"]), key,
+                        "data file '" + path + "' does not exist (run `vcycle prepare` first)");
+    }
+    if (fs::file_size(path, ec) == 0) throw ConfigError(yaml_where(cfg.file, root["data"]), key, "data file '" + path + "' is empty");
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------- load
@@ -113,131 +185,19 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   YamlReader r(root, file, "");
   RunConfig cfg;
   cfg.file = file;
-  cfg.name = r.get_or<std::string>("name", fs::path(file).stem().string());
-  const int64_t seed = r.get_or<int64_t>("seed", 1234);
-  if (seed < 0) r.fail("seed", "must be >= 0, got " + std::to_string(seed));
-  cfg.seed = static_cast<uint64_t>(seed);
-  cfg.device = r.get_or<std::string>("device", "cpu");
-  if (!(cfg.device == "cpu" || cfg.device == "cuda" || cfg.device.rfind("cuda:", 0) == 0)) {
-    r.fail("device", "unknown device '" + cfg.device + "' (valid: cpu, cuda, cuda:N)");
-  }
-  cfg.precision = parse_enum(r, "precision", Precision::fp32, {Precision::fp32, Precision::bf16}, "precision");
-  cfg.threads = r.get_or<int>("threads", 0);
-  if (cfg.threads < 0) r.fail("threads", "must be >= 0 (0 = all cores), got " + std::to_string(cfg.threads));
-
-  cfg.model = r.node("model");
-  if (!cfg.model.IsDefined() || !cfg.model.IsMap()) r.fail("model", "missing or not a map (e.g. { type: gpt, layers: 4, ... })");
-  {
-    YAML::Node type = cfg.model["type"];
-    cfg.model_type = type.IsDefined() ? yaml_as<std::string>(type, file, "model.type") : "gpt";
-  }
-
-  {
-    YamlReader d(r.node("data"), file, "data");
-    if (!r.has("data")) r.fail("data", "missing (expected { train: ..., valid: ... })");
-    cfg.data.train = d.get<std::string>("train");
-    cfg.data.valid = d.get<std::string>("valid");
-    cfg.data.tokenizer = d.get_or<std::string>("tokenizer", "byte");
-    cfg.data.batch_size = d.get_or<int64_t>("batch_size", 16);
-    if (cfg.data.batch_size <= 0) d.fail("batch_size", "must be > 0, got " + std::to_string(cfg.data.batch_size));
-    cfg.data.grad_accum = d.get_or<int64_t>("grad_accum", 1);
-    if (cfg.data.grad_accum <= 0) d.fail("grad_accum", "must be > 0, got " + std::to_string(cfg.data.grad_accum));
-    d.finish();
-  }
-  {
-    YamlReader l(r.node("levels"), file, "levels");
-    cfg.levels.count = l.get_or<int>("count", 1);
-    if (cfg.levels.count < 1) l.fail("count", "must be >= 1, got " + std::to_string(cfg.levels.count));
-    cfg.levels.width_factor = l.get_or<int64_t>("width_factor", 2);
-    cfg.levels.depth_factor = l.get_or<int64_t>("depth_factor", 2);
-    if (cfg.levels.width_factor < 1) l.fail("width_factor", "must be >= 1, got " + std::to_string(cfg.levels.width_factor));
-    if (cfg.levels.depth_factor < 1) l.fail("depth_factor", "must be >= 1, got " + std::to_string(cfg.levels.depth_factor));
-    if (cfg.levels.count > 1 && cfg.levels.width_factor == 1 && cfg.levels.depth_factor == 1) {
-      l.fail("width_factor", "width_factor and depth_factor are both 1: the levels would not shrink");
-    }
-    {
-      YamlReader p(l.node("pairing"), file, "levels.pairing");
-      cfg.levels.width_pairing = parse_enum(p, "width", Pairing::halves, {Pairing::halves, Pairing::neighbors});
-      cfg.levels.depth_pairing = parse_enum(p, "depth", Pairing::halves, {Pairing::halves, Pairing::neighbors});
-      p.finish();
-    }
-    {
-      YamlReader ip(l.node("interpolation"), file, "levels.interpolation");
-      cfg.levels.alpha = ip.get_or<double>("alpha", 0.5);
-      if (!(cfg.levels.alpha >= 0 && cfg.levels.alpha <= 1)) {
-        ip.fail("alpha", "must be in [0, 1], got " + std::to_string(cfg.levels.alpha));
-      }
-      cfg.levels.interpolation_mode =
-          parse_enum(ip, "mode", InterpolationMode::fixed, {InterpolationMode::fixed, InterpolationMode::norm_matched});
-      ip.finish();
-    }
-    cfg.levels.optimizer_state = parse_enum(l, "optimizer_state", OptimizerStateMode::reset,
-                                            {OptimizerStateMode::reset, OptimizerStateMode::project});
-    l.finish();
-  }
-  {
-    YAML::Node phases = r.node("phases");
-    if (!phases.IsDefined() || phases.IsNull()) {
-      if (cfg.levels.count > 1) r.fail("phases", "missing: a V-cycle with levels.count > 1 needs its phases");
-    } else {
-      if (!phases.IsSequence()) r.fail("phases", "expected a list of phases, got " + yaml_describe(phases));
-      for (size_t i = 0; i < phases.size(); ++i) {
-        cfg.phases.push_back(parse_phase(phases[i], file, "phases[" + std::to_string(i) + "]", true));
-      }
-      check_v_shape(cfg.phases, cfg.levels.count, file, phases);
-    }
-  }
-  if (r.has("baseline")) cfg.baseline = parse_phase(r.node("baseline"), file, "baseline", false);
-  if (cfg.phases.empty() && !cfg.baseline) r.fail("baseline", "the config has neither phases nor a baseline: nothing to train");
-
-  cfg.optimizers = r.node("optimizers");
-  cfg.optimizer_configs = optim::OptimizerConfigs(cfg.optimizers, file);
-  {
-    YamlReader e(r.node("eval"), file, "eval");
-    cfg.eval.every = e.get_or<int64_t>("every", 100);
-    cfg.eval.batches = e.get_or<int64_t>("batches", 20);
-    if (cfg.eval.every <= 0) e.fail("every", "must be > 0, got " + std::to_string(cfg.eval.every));
-    if (cfg.eval.batches <= 0) e.fail("batches", "must be > 0, got " + std::to_string(cfg.eval.batches));
-    e.finish();
-  }
-  {
-    YamlReader t(r.node("train"), file, "train");
-    cfg.train.max_grad_norm = t.get_or<double>("max_grad_norm", 1.0);
-    if (cfg.train.max_grad_norm < 0) t.fail("max_grad_norm", "must be >= 0 (0 disables clipping), got " + std::to_string(cfg.train.max_grad_norm));
-    cfg.train.checkpoint_every = t.get_or<int64_t>("checkpoint_every", 200);
-    if (cfg.train.checkpoint_every < 0) t.fail("checkpoint_every", "must be >= 0 (0 = phase ends only)");
-    cfg.train.log_every = t.get_or<int64_t>("log_every", 10);
-    if (cfg.train.log_every <= 0) t.fail("log_every", "must be > 0, got " + std::to_string(cfg.train.log_every));
-    cfg.train.on_nonfinite = parse_enum(t, "on_nonfinite", OnNonfinite::stop, {OnNonfinite::stop, OnNonfinite::skip_step});
-    t.finish();
-  }
-  {
-    YamlReader d(r.node("distributed"), file, "distributed");
-    if (d.has("backend")) cfg.distributed.backend = one_of(d, "backend", "gloo", {"gloo", "nccl"});
-    if (cfg.distributed.backend == "nccl" && cfg.device == "cpu") {
-      d.fail("backend", "nccl needs device: cuda (use gloo on cpu)");
-    }
-    cfg.distributed.timeout_s = d.get_or<double>("timeout_s", 60);
-    if (!(cfg.distributed.timeout_s > 0) || cfg.distributed.timeout_s > 86400) {
-      d.fail("timeout_s", "must be in (0, 86400] seconds, got " + std::to_string(cfg.distributed.timeout_s));
-    }
-    cfg.distributed.bucket_mb = d.get_or<int64_t>("bucket_mb", 25);
-    if (cfg.distributed.bucket_mb <= 0) d.fail("bucket_mb", "must be > 0, got " + std::to_string(cfg.distributed.bucket_mb));
-    d.finish();
-  }
-  cfg.output = r.get_or<std::string>("output", "runs/" + cfg.name);
-  if (cfg.output.empty()) r.fail("output", "must not be empty");
+  sections::parse_identity(r, cfg);
+  cfg.precision = sections::parse_enum(r, "precision", Precision::fp32, {Precision::fp32, Precision::bf16}, "precision");
+  parse_model(r, cfg);
+  cfg.data = parse_data(r);
+  cfg.levels = parse_levels(r);
+  parse_phases(r, cfg);
+  sections::parse_optimizers(r, cfg);
+  cfg.eval = sections::parse_eval(r, 20);
+  cfg.train = parse_train(r);
+  cfg.distributed = parse_distributed(r, cfg.device);
+  cfg.output = sections::parse_output(r, cfg.name);
   r.finish();
-
-  // Relative data paths are taken relative to the working directory (the README runs from the repo root).
-  for (auto [key, path] : {std::pair<std::string, std::string>{"data.train", cfg.data.train}, {"data.valid", cfg.data.valid}}) {
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) {
-      throw ConfigError(yaml_where(file, root["data"]), key,
-                        "data file '" + path + "' does not exist (run `vcycle prepare` first)");
-    }
-    if (fs::file_size(path, ec) == 0) throw ConfigError(yaml_where(file, root["data"]), key, "data file '" + path + "' is empty");
-  }
+  check_data_files(cfg, root);
   return cfg;
 }
 

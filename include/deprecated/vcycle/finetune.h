@@ -3,4 +3,5 @@
 #ifndef VCYCLE_NO_DEPRECATED_HEADER_WARNINGS
 #pragma message("<vcycle/finetune.h> is deprecated: include <vcycle/schedules/finetune.h>")
 #endif
+#include "vcycle/config/finetune_config.h"
 #include "vcycle/schedules/finetune.h"
