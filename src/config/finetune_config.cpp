@@ -6,7 +6,6 @@
 #include "sections.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/yaml_util.h"
-#include "vcycle/models/registry.h"
 
 namespace vcycle {
 
@@ -36,7 +35,7 @@ DataConfig parse_finetune_data(YamlReader& r, const YAML::Node& root) {
 }
 
 // base: the trained run, its config loaded with our data files.
-void parse_base(YamlReader& r, const YAML::Node& root, FinetuneConfig& cfg) {
+void parse_base(YamlReader& r, const YAML::Node& root, const BaseConfigLoader& load_base, FinetuneConfig& cfg) {
   const std::string& path = r.file();
   YamlReader b(r.node("base"), path, "base");
   if (!root["base"].IsDefined()) r.fail("base", "missing (expected a map with config and checkpoint)");
@@ -47,7 +46,7 @@ void parse_base(YamlReader& r, const YAML::Node& root, FinetuneConfig& cfg) {
   require_file(path, root["base"], "base.checkpoint", cfg.base_checkpoint,
                " (train the base first: `vcycle train` or `vcycle run` with base.config)");
   try {
-    cfg.base = load_config(base_config, {"data.train=" + cfg.data.train, "data.valid=" + cfg.data.valid});
+    cfg.base = load_base(base_config, {"data.train=" + cfg.data.train, "data.valid=" + cfg.data.valid});
   } catch (const InputError& e) {
     throw ConfigError(yaml_where(path, root["base"]), "base.config", e.what());
   }
@@ -91,7 +90,8 @@ void parse_training(YamlReader& r, FinetuneConfig& cfg) {
 
 }  // namespace
 
-FinetuneConfig load_finetune_config(const std::string& path, const std::vector<std::string>& overrides) {
+FinetuneConfig load_finetune_config_with(const std::string& path, const std::vector<std::string>& overrides,
+                                         const BaseConfigLoader& load_base) {
   YAML::Node root = load_yaml_with_overrides(path, overrides);
   if (!root.IsMap()) throw ConfigError(path, "", "expected a YAML map at the top level, got " + yaml_describe(root));
   FinetuneConfig cfg;
@@ -99,7 +99,7 @@ FinetuneConfig load_finetune_config(const std::string& path, const std::vector<s
   YamlReader r(root, path, "");
   sections::parse_identity(r, cfg);
   cfg.data = parse_finetune_data(r, root);
-  parse_base(r, root, cfg);
+  parse_base(r, root, load_base, cfg);
   parse_lora(r, root, cfg);
   parse_training(r, cfg);
   cfg.output = sections::parse_output(r, cfg.name);

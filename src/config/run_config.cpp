@@ -9,7 +9,6 @@
 #include "sections.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/yaml_util.h"
-#include "vcycle/models/registry.h"
 
 namespace vcycle {
 
@@ -198,12 +197,6 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   cfg.output = sections::parse_output(r, cfg.name);
   r.finish();
   check_data_files(cfg, root);
-  return cfg;
-}
-
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  RunConfig cfg = load_config_unchecked(path, overrides);
-  validate_model_config(cfg, *make_builtin_model(cfg));
   return cfg;
 }
 

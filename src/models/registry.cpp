@@ -104,4 +104,15 @@ void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
   }
 }
 
+// ---------------------------------------------------------------------------- loading configs
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  RunConfig cfg = load_config_unchecked(path, overrides);
+  validate_model_config(cfg, *make_builtin_model(cfg));
+  return cfg;
+}
+
+FinetuneConfig load_finetune_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return load_finetune_config_with(path, overrides, load_config);
+}
+
 }  // namespace vcycle

@@ -4,6 +4,7 @@
 
 #include "test_util.h"
 #include "vcycle/config/run_config.h"
+#include "vcycle/models/registry.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/schedules/finetune.h"
 

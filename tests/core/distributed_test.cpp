@@ -27,6 +27,7 @@
 #include "test_util.h"
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/config/run_config.h"
+#include "vcycle/models/registry.h"
 #include "vcycle/core/distributed.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"

@@ -4,6 +4,7 @@
 
 #include "test_util.h"
 #include "vcycle/config/run_config.h"
+#include "vcycle/models/registry.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/core/precision.h"

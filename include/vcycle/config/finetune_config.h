@@ -20,9 +20,11 @@
 //
 // Every key is validated and unknown keys are errors naming the file, key path and line. The data
 // files must be tokenized with the base run's tokenizer (`data.tokenizer` defaults to it).
+// load_finetune_config (models/registry.h) loads one whose base run uses a built-in model.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,8 +63,13 @@ struct FinetuneConfig {
   std::string output;                // directory for adapters.lora and finetune.json
 };
 
-// Loads and validates a fine-tuning config (and the base config it names). ConfigError naming the
-// file, key path and line; `overrides` are "key=value" as for run configs.
-FinetuneConfig load_finetune_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// How a fine-tuning config loads its base run's config (`base.config`, with the data paths
+// overridden): load_config (models/registry.h) for a built-in model, load_config_unchecked for others.
+using BaseConfigLoader = std::function<RunConfig(const std::string& path, const std::vector<std::string>& overrides)>;
+
+// Loads and validates a fine-tuning config, its base config through `load_base`. ConfigError naming
+// the file, key path and line; `overrides` are "key=value" as for run configs.
+FinetuneConfig load_finetune_config_with(const std::string& path, const std::vector<std::string>& overrides,
+                                         const BaseConfigLoader& load_base);
 
 }  // namespace vcycle

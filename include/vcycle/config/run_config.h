@@ -87,7 +87,7 @@ struct RunConfig {
   std::string device = "cpu";     // cpu, cuda, cuda:N
   Precision precision = Precision::fp32;  // autocast forward, fp32 weights and state (precision.h)
   int threads = 0;                // intra-op threads; 0 = all cores
-  YAML::Node model;               // the `model:` map; the model family parses it (see model_registry.h)
+  YAML::Node model;               // the `model:` map; the model family parses it (models/registry.h)
   std::string model_type;         // model.type
   DataConfig data;
   LevelsConfig levels;
@@ -107,12 +107,12 @@ struct RunConfig {
   int64_t grad_accum_of(const PhaseConfig& p) const { return p.grad_accum > 0 ? p.grad_accum : data.grad_accum; }
 };
 
-// Loads and validates a run config for a built-in model (model.type: gpt, ...). Throws ConfigError
-// naming file, key path and line.
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
-// The same for a user's model: everything but the `model:` section is validated; the caller builds
-// its adapter from `cfg.model` and checks the pair with validate_model_config (model_registry.h).
+// Loads and validates a run config, all but its `model:` section: the caller builds its adapter
+// from `cfg.model` and checks the pair with validate_model_config (models/registry.h, whose
+// load_config does both for the built-in models). Throws ConfigError naming file, key path and
+// line; `overrides` are "key=value" (apply_override, core/yaml_util.h).
 RunConfig load_config_unchecked(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from a loaded document; `file` names it in messages.
 RunConfig parse_config(const YAML::Node& root, const std::string& file);
 
 // A stable fingerprint of everything that determines a run's results (not output paths or threads

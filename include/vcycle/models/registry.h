@@ -5,6 +5,7 @@
 #include <string>
 
 #include "vcycle/models/bert/adapter.h"
+#include "vcycle/config/finetune_config.h"
 #include "vcycle/config/run_config.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/models/model_adapter.h"
@@ -41,5 +42,14 @@ class GPTAdapter final : public ModelAdapter {
  private:
   GPTConfig cfg_;
 };
+
+// Loads and validates a run config for a built-in model (model.type: gpt, ...): load_config_unchecked
+// (config/run_config.h), then the `model:` section through make_builtin_model and
+// validate_model_config. Throws ConfigError naming file, key path and line.
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Loads and validates a fine-tuning config (config/finetune_config.h) whose base run uses a built-in
+// model: its base config is loaded with load_config.
+FinetuneConfig load_finetune_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 }  // namespace vcycle

@@ -1,6 +1,6 @@
 // LoRA fine-tuning of a trained checkpoint on a downstream text (`vcycle finetune CONFIG.yaml`):
 //
-//   FinetuneConfig cfg = load_finetune_config("configs/finetune-lora.yaml");  // config/finetune_config.h
+//   FinetuneConfig cfg = load_finetune_config("configs/finetune-lora.yaml");  // models/registry.h
 //   FinetuneResult r = run_finetune(cfg, /*quiet=*/false);
 #pragma once
 
@@ -13,6 +13,7 @@
 #include "vcycle/config/finetune_config.h"
 #include "vcycle/config/run_config.h"
 #include "vcycle/models/lora.h"
+#include "vcycle/models/registry.h"  // load_finetune_config
 
 namespace vcycle {
 
