@@ -1,6 +1,7 @@
 // vcycle's optimizers: CAME, LAMB and Adafactor as torch::optim::Optimizer subclasses, the
-// name → optimizer registry the trainer uses, the optimizer benchmark, and optimizer state by
-// parameter name with its projection between levels.
+// name → optimizer registry the trainer uses (with each optimizer's state by field), and the
+// optimizer benchmark. Moving optimizer state between levels is an operator:
+// vcycle/operators/state_projection.h.
 #pragma once
 
 #include "vcycle/optim/adafactor.h"
@@ -9,4 +10,3 @@
 #include "vcycle/optim/fused.h"
 #include "vcycle/optim/lamb.h"
 #include "vcycle/optim/registry.h"
-#include "vcycle/operators/state_projection.h"
