@@ -13,7 +13,7 @@
 
 #include <torch/types.h>
 
-#include "vcycle/models/model_adapter.h"
+#include "vcycle/data/batch.h"
 
 namespace vcycle {
 

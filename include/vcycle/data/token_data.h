@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "vcycle/models/model_adapter.h"
+#include "vcycle/data/batch.h"
 #include "vcycle/data/tokenizer.h"
 
 namespace vcycle {
