@@ -1,8 +1,6 @@
-// Built-in model families and the GPT adapter; see include/vcycle/models/registry.h.
+// The model registry and the model-config check; see include/vcycle/models/registry.h.
 #include "vcycle/models/registry.h"
 
-#include "vcycle/data/token_data.h"
-#include "vcycle/models/gpt/param_map.h"
 #include "vcycle/schedules/level_plan.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/data/tokenizer.h"
@@ -10,56 +8,6 @@
 
 namespace vcycle {
 
-
-std::unique_ptr<BatchSource> ModelAdapter::batches(const RunConfig& cfg) const {
-  return std::make_unique<TokenBatchSource>(cfg.data.train, cfg.data.valid, vocab_size(), cfg.data.batch_size, context(),
-                                            cfg.seed, cfg.eval.batches);
-}
-
-// ---------------------------------------------------------------------------- GPT
-GPTConfig gpt_config_from_yaml(const YAML::Node& model, const std::string& file) {
-  YamlReader r(model, file, "model");
-  GPTConfig c;
-  r.get_or<std::string>("type", "gpt");
-  read_transformer_sizes(r, c);
-  c.context = r.get_positive<int64_t>("context");
-  c.vocab = r.get_or<int64_t>("vocab", 256);
-  if (c.vocab <= 0 || c.vocab > 65536) r.fail("vocab", "must be in [1, 65536] (tokens are stored as uint16), got " + std::to_string(c.vocab));
-  c.tied_embeddings = r.get_or<bool>("tied_embeddings", true);
-  r.finish();
-  return c;
-}
-
-LevelShape GPTAdapter::top_shape() const { return gpt_level_shape(cfg_); }
-
-ParamMap GPTAdapter::param_map() const { return gpt_param_map(cfg_); }
-
-GPTConfig GPTAdapter::config_for(const LevelShape& shape) const { return gpt_config_for_shape(cfg_, shape); }
-
-std::shared_ptr<torch::nn::Module> GPTAdapter::build(const LevelShape& shape) const {
-  return GPT(config_for(shape)).ptr();
-}
-
-torch::Tensor GPTAdapter::loss(torch::nn::Module& module, const Batch& batch) const {
-  auto* gpt = dynamic_cast<GPTImpl*>(&module);
-  TORCH_CHECK(gpt != nullptr, "GPTAdapter::loss: module is not a GPT");
-  return gpt->loss(batch.input, batch.target);
-}
-
-FlopShape GPTAdapter::flop_shape(const LevelShape& shape) const {
-  const GPTConfig c = config_for(shape);
-  const int64_t d_attn = c.heads * c.head_size;
-  // Per block: qkv (3·d_attn × d) + attention output (d × d_attn) + MLP in (f × d) and out (d × f);
-  // plus the LM head (V × d), a matmul whether or not it shares the embedding's storage.
-  FlopShape f;
-  f.matmul_params = c.layers * (3 * d_attn * c.hidden + d_attn * c.hidden + 2 * c.hidden * c.ffn) + c.vocab * c.hidden;
-  f.layers = c.layers;
-  f.context = c.context;
-  f.attn_width = d_attn;
-  return f;
-}
-
-// ---------------------------------------------------------------------------- registry
 std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) {
   if (cfg.model_type == "gpt") return std::make_shared<GPTAdapter>(gpt_config_from_yaml(cfg.model, cfg.file));
   if (cfg.model_type == "bert") return std::make_shared<BertAdapter>(bert_config_from_yaml(cfg.model, cfg.file));
