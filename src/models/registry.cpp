@@ -1,6 +1,8 @@
 // The model registry and the model-config check; see include/vcycle/models/registry.h.
 #include "vcycle/models/registry.h"
 
+#include <utility>
+
 #include "vcycle/schedules/level_plan.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/data/tokenizer.h"
@@ -8,12 +10,33 @@
 
 namespace vcycle {
 
+namespace {
+
+using ModelFactory = std::shared_ptr<ModelAdapter> (*)(const YAML::Node& model, const std::string& file);
+
+// A family's factory: its `model:` parser feeding its adapter.
+template <class Adapter, auto parse>
+std::shared_ptr<ModelAdapter> make_adapter(const YAML::Node& model, const std::string& file) {
+  return std::make_shared<Adapter>(parse(model, file));
+}
+
+// The built-in families by `model.type`, in the order an unknown type's error lists them.
+const std::pair<const char*, ModelFactory> kFamilies[] = {
+    {"gpt", make_adapter<GPTAdapter, gpt_config_from_yaml>},
+    {"bert", make_adapter<BertAdapter, bert_config_from_yaml>},
+    {"vit", make_adapter<ViTAdapter, vit_config_from_yaml>},
+};
+
+}  // namespace
+
 std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) {
-  if (cfg.model_type == "gpt") return std::make_shared<GPTAdapter>(gpt_config_from_yaml(cfg.model, cfg.file));
-  if (cfg.model_type == "bert") return std::make_shared<BertAdapter>(bert_config_from_yaml(cfg.model, cfg.file));
-  if (cfg.model_type == "vit") return std::make_shared<ViTAdapter>(vit_config_from_yaml(cfg.model, cfg.file));
+  for (const auto& [name, make] : kFamilies) {
+    if (cfg.model_type == name) return make(cfg.model, cfg.file);
+  }
+  std::string valid;
+  for (const auto& family : kFamilies) valid += (valid.empty() ? "" : ", ") + std::string(family.first);
   throw ConfigError(yaml_where(cfg.file, cfg.model["type"]), "model.type",
-                    "unknown model type '" + cfg.model_type + "' (valid: gpt, bert, vit)");
+                    "unknown model type '" + cfg.model_type + "' (valid: " + valid + ")");
 }
 
 void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {

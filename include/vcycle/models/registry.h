@@ -14,7 +14,8 @@
 
 namespace vcycle {
 
-// The adapter for `cfg.model` (model.type: gpt | bert | vit). ConfigError naming the key on a bad model section.
+// The adapter for `cfg.model` (model.type: gpt | bert | vit). ConfigError naming the key on a bad
+// model section; an unknown type lists the valid ones.
 std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg);
 
 // Checks a model against its run config: the model's vocab covers the tokenizer's (for models that
