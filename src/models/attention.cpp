@@ -1,10 +1,12 @@
-// Bidirectional self-attention; see include/vcycle/models/attention.h.
+// Self-attention, causal or bidirectional; see include/vcycle/models/attention.h.
 #include "vcycle/models/attention.h"
 
 #include <cmath>
 #include <limits>
 
 #include <torch/version.h>
+
+#include "vcycle/models/lora.h"
 
 namespace vcycle {
 
@@ -24,8 +26,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 #endif
 }
 
-SelfAttentionImpl::SelfAttentionImpl(int64_t hidden_, int64_t heads_, int64_t head_size_)
-    : hidden(hidden_), heads(heads_), head_size(head_size_) {
+SelfAttentionImpl::SelfAttentionImpl(int64_t hidden_, int64_t heads_, int64_t head_size_, bool causal_)
+    : hidden(hidden_), heads(heads_), head_size(head_size_), causal(causal_) {
   reset();
 }
 
@@ -39,9 +41,10 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
               x.sizes());
   const int64_t b = x.size(0), t = x.size(1);
   // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter maps' chunks.
-  auto parts = qkv->forward(x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
-  auto y = attention(parts[0], parts[1], parts[2], /*causal=*/false);
-  return proj->forward(y.transpose(1, 2).reshape({b, t, heads * head_size}));
+  // Linear layers are called by registered name so that lora::inject() can swap them (lora.h).
+  auto parts = lora::linear_forward(*this, "qkv", x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
+  auto y = attention(parts[0], parts[1], parts[2], causal);
+  return lora::linear_forward(*this, "proj", y.transpose(1, 2).reshape({b, t, heads * head_size}));
 }
 
 }  // namespace vcycle

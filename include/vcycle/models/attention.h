@@ -1,11 +1,11 @@
-// Bidirectional (unmasked) multi-head self-attention, shared by the encoder models (BERT, ViT), and
-// the attention product itself, which the GPT decoder's causal attention uses too.
+// Multi-head self-attention, shared by every built-in family: causal in the GPT decoder, bidirectional
+// (unmasked) in the encoders (BERT, ViT); and the attention product itself.
 //
-// Parameter names, as the encoders' parameter maps expect them:
+// Parameter names, as the parameter maps expect them:
 //   qkv.{weight (3·H·h, d), bias (3·H·h)}   — chunks q, k, v in that order
 //   proj.{weight (d, H·h), bias (d)}
-// Every query attends to every position, so the scores are the full T × T product the FLOP formula
-// (flops.h) counts.
+// Either way the scores are the full T × T product the FLOP formula (flops.h) counts: the causal
+// mask hides the future positions after they are computed.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +17,14 @@
 namespace vcycle {
 
 struct SelfAttentionImpl : torch::nn::Cloneable<SelfAttentionImpl> {
-  SelfAttentionImpl(int64_t hidden, int64_t heads, int64_t head_size);
+  // `causal`: every query attends to itself and earlier positions only (a decoder).
+  SelfAttentionImpl(int64_t hidden, int64_t heads, int64_t head_size, bool causal = false);
   void reset() override;
   // x: (B, T, d) -> (B, T, d).
   torch::Tensor forward(const torch::Tensor& x);
 
   int64_t hidden, heads, head_size;
+  bool causal;
   torch::nn::Linear qkv{nullptr}, proj{nullptr};
 };
 TORCH_MODULE(SelfAttention);

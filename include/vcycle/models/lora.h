@@ -28,9 +28,9 @@
 // its registered name:
 //     return lora::linear_forward(*this, "qkv", x);   // instead of qkv->forward(x)
 // which calls the LoRA wrapper when there is one and the plain Linear otherwise (bitwise the same
-// result as qkv->forward(x)). vcycle's GPT and examples/custom_model's LLaMA do this. To catch a model
-// that does not, every wrapper counts its calls and require_routed() (which `vcycle finetune` runs
-// after its first forward) names every wrapped layer that the forward never reached.
+// result as qkv->forward(x)). vcycle's built-in models and examples/custom_model's LLaMA do this. To
+// catch a model that does not, every wrapper counts its calls and require_routed() (which `vcycle
+// finetune` runs after its first forward) names every wrapped layer that the forward never reached.
 // An injected model cannot be clone()d (merge() and save_adapters() are the supported exits).
 #pragma once
 

@@ -83,9 +83,7 @@ void bert_init_weights(BertImpl& model) {
     const std::string& name = item.key();
     auto& p = item.value();
     if (p.dim() < 2) {
-      // LayerNorm gains start at 1, every bias (the MLM output bias too) at 0.
-      if (name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0) p.fill_(1.0);
-      else p.zero_();
+      init_gain_or_bias(name, p);  // the MLM output bias too
     } else {
       p.normal_(0.0, 0.02);
     }

@@ -3,53 +3,19 @@
 
 #include <cmath>
 
-#include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/init.h>
 
 #include "vcycle/models/lora.h"
-#include "vcycle/models/attention.h"
 
 namespace vcycle {
-
-// ---------------------------------------------------------------------------- attention
-CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t hidden_, int64_t heads_, int64_t head_size_)
-    : hidden(hidden_), heads(heads_), head_size(head_size_) {
-  reset();
-}
-
-void CausalSelfAttentionImpl::reset() {
-  qkv = register_module("qkv", torch::nn::Linear(hidden, 3 * heads * head_size));
-  proj = register_module("proj", torch::nn::Linear(heads * head_size, hidden));
-}
-
-torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
-  const int64_t b = x.size(0), t = x.size(1);
-  // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter map's chunks.
-  // Linear layers are called by registered name so that lora::inject() can swap them (lora.h).
-  auto parts = lora::linear_forward(*this, "qkv", x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
-  auto y = attention(parts[0], parts[1], parts[2], /*causal=*/true);
-  return lora::linear_forward(*this, "proj", y.transpose(1, 2).reshape({b, t, heads * head_size}));
-}
-
-// ---------------------------------------------------------------------------- MLP
-MLPImpl::MLPImpl(int64_t hidden_, int64_t ffn_) : hidden(hidden_), ffn(ffn_) { reset(); }
-
-void MLPImpl::reset() {
-  fc = register_module("fc", torch::nn::Linear(hidden, ffn));
-  proj = register_module("proj", torch::nn::Linear(ffn, hidden));
-}
-
-torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
-  return lora::linear_forward(*this, "proj", torch::gelu(lora::linear_forward(*this, "fc", x)));
-}
 
 // ---------------------------------------------------------------------------- block
 BlockImpl::BlockImpl(const GPTConfig& cfg_) : cfg(cfg_) { reset(); }
 
 void BlockImpl::reset() {
   ln1 = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden})));
-  attn = register_module("attn", CausalSelfAttention(cfg.hidden, cfg.heads, cfg.head_size));
+  attn = register_module("attn", SelfAttention(cfg.hidden, cfg.heads, cfg.head_size, /*causal=*/true));
   ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.hidden})));
   mlp = register_module("mlp", MLP(cfg.hidden, cfg.ffn));
 }
@@ -102,9 +68,7 @@ void gpt_init_weights(GPTImpl& model) {
     const std::string& name = item.key();
     auto& p = item.value();
     if (p.dim() < 2) {
-      // LayerNorm gains start at 1, every bias at 0.
-      if (name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0) p.fill_(1.0);
-      else p.zero_();
+      init_gain_or_bias(name, p);
     } else {
       const bool residual = name.find("attn.proj.weight") != std::string::npos ||
                             name.find("mlp.proj.weight") != std::string::npos;

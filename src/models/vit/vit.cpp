@@ -73,10 +73,8 @@ void vit_init_weights(ViTImpl& model) {
     auto& p = item.value();
     if (name == "cls_token" || name == "pos_emb" || p.dim() >= 2) {
       p.normal_(0.0, 0.02);
-    } else if (name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0) {
-      p.fill_(1.0);  // LayerNorm gains
     } else {
-      p.zero_();  // biases
+      init_gain_or_bias(name, p);
     }
   }
 }

@@ -21,6 +21,9 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include "vcycle/models/attention.h"
+#include "vcycle/models/layers.h"
+
 namespace vcycle {
 
 struct GPTConfig {
@@ -34,27 +37,7 @@ struct GPTConfig {
   bool tied_embeddings = true;  // LM head reuses tok_emb.weight
 };
 
-// Causal self-attention over H heads of size h. Uses fused SDPA on LibTorch 2.x.
-struct CausalSelfAttentionImpl : torch::nn::Cloneable<CausalSelfAttentionImpl> {
-  CausalSelfAttentionImpl(int64_t hidden, int64_t heads, int64_t head_size);
-  void reset() override;
-  torch::Tensor forward(const torch::Tensor& x);
-
-  int64_t hidden, heads, head_size;
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
-};
-TORCH_MODULE(CausalSelfAttention);
-
-struct MLPImpl : torch::nn::Cloneable<MLPImpl> {
-  MLPImpl(int64_t hidden, int64_t ffn);
-  void reset() override;
-  torch::Tensor forward(const torch::Tensor& x);
-
-  int64_t hidden, ffn;
-  torch::nn::Linear fc{nullptr}, proj{nullptr};
-};
-TORCH_MODULE(MLP);
-
+// A pre-LayerNorm decoder block: x + Attn(LN(x)), then h + MLP(LN(h)); the attention is causal.
 struct BlockImpl : torch::nn::Cloneable<BlockImpl> {
   explicit BlockImpl(const GPTConfig& cfg);
   void reset() override;
@@ -62,7 +45,7 @@ struct BlockImpl : torch::nn::Cloneable<BlockImpl> {
 
   GPTConfig cfg;
   torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
-  CausalSelfAttention attn{nullptr};
+  SelfAttention attn{nullptr};  // causal
   MLP mlp{nullptr};
 };
 TORCH_MODULE(Block);

@@ -23,7 +23,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "vcycle/models/attention.h"
-#include "vcycle/models/gpt/gpt.h"  // MLP (fc, GELU, proj)
+#include "vcycle/models/layers.h"
 
 namespace vcycle {
 
