@@ -2,6 +2,7 @@
 // follow include/vcycle/models/bert/bert.h.
 #include "vcycle/models/bert/param_map.h"
 
+#include "vcycle/models/transformer.h"
 
 namespace vcycle {
 
@@ -13,18 +14,7 @@ ParamMap bert_param_map(const BertConfig& cfg) {
       .param("seg_emb.weight", {axis_none(), axis_out("hidden")})
       .param("emb_ln.weight", {axis_out("hidden")})
       .param("emb_ln.bias", {axis_out("hidden")});
-  map.param("blocks.{layer}.attn.qkv.weight", {axis_out("heads", 3), axis_in("hidden")})  // q, k, v chunks
-      .param("blocks.{layer}.attn.qkv.bias", {axis_out("heads", 3)})
-      .param("blocks.{layer}.attn.proj.weight", {axis_out("hidden"), axis_in("heads")})
-      .param("blocks.{layer}.attn.proj.bias", {axis_out("hidden")})
-      .param("blocks.{layer}.mlp.fc.weight", {axis_out("ffn"), axis_in("hidden")})
-      .param("blocks.{layer}.mlp.fc.bias", {axis_out("ffn")})
-      .param("blocks.{layer}.mlp.proj.weight", {axis_out("hidden"), axis_in("ffn")})
-      .param("blocks.{layer}.mlp.proj.bias", {axis_out("hidden")});
-  for (const char* ln : {"ln1", "ln2"}) {
-    map.param(std::string("blocks.{layer}.") + ln + ".weight", {axis_out("hidden")})
-        .param(std::string("blocks.{layer}.") + ln + ".bias", {axis_out("hidden")});
-  }
+  add_transformer_block(map, BlockNorms::last);  // post-LN: the norms' entries come last
   map.param("mlm.dense.weight", {axis_out("hidden"), axis_in("hidden")})
       .param("mlm.dense.bias", {axis_out("hidden")})
       // The norm feeding the tied decoder takes the in role (spec §4).

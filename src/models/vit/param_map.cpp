@@ -2,6 +2,7 @@
 // follow include/vcycle/models/vit/vit.h.
 #include "vcycle/models/vit/param_map.h"
 
+#include "vcycle/models/transformer.h"
 
 namespace vcycle {
 
@@ -12,18 +13,7 @@ ParamMap vit_param_map(const ViTConfig& cfg) {
       .param("patch_emb.bias", {axis_out("hidden")})
       .param("cls_token", {axis_none(), axis_none(), axis_out("hidden")})
       .param("pos_emb", {axis_none(), axis_none(), axis_out("hidden")});
-  for (const char* ln : {"ln1", "ln2"}) {
-    map.param(std::string("blocks.{layer}.") + ln + ".weight", {axis_out("hidden")})
-        .param(std::string("blocks.{layer}.") + ln + ".bias", {axis_out("hidden")});
-  }
-  map.param("blocks.{layer}.attn.qkv.weight", {axis_out("heads", 3), axis_in("hidden")})  // q, k, v chunks
-      .param("blocks.{layer}.attn.qkv.bias", {axis_out("heads", 3)})
-      .param("blocks.{layer}.attn.proj.weight", {axis_out("hidden"), axis_in("heads")})
-      .param("blocks.{layer}.attn.proj.bias", {axis_out("hidden")})
-      .param("blocks.{layer}.mlp.fc.weight", {axis_out("ffn"), axis_in("hidden")})
-      .param("blocks.{layer}.mlp.fc.bias", {axis_out("ffn")})
-      .param("blocks.{layer}.mlp.proj.weight", {axis_out("hidden"), axis_in("ffn")})
-      .param("blocks.{layer}.mlp.proj.bias", {axis_out("hidden")});
+  add_transformer_block(map, BlockNorms::first);  // pre-LN: the norms' entries come first
   map.param("ln_f.weight", {axis_out("hidden")})
       .param("ln_f.bias", {axis_out("hidden")})
       .param("head.weight", {axis_none(), axis_in("hidden")})  // untied classifier
