@@ -1,4 +1,4 @@
-// Named-tensor helpers and LevelShape; see include/vcycle/core/tensor_map.h and level_shape.h.
+// Named-tensor helpers; see include/vcycle/core/tensor_map.h.
 #include "vcycle/core/tensor_map.h"
 
 #include <sstream>
@@ -6,29 +6,8 @@
 #include <torch/utils.h>
 
 #include "vcycle/core/errors.h"
-#include "vcycle/operators/level_shape.h"
 
 namespace vcycle {
-
-int64_t LevelShape::size(const std::string& space) const {
-  auto it = sizes.find(space);
-  if (it == sizes.end()) throw InputError("level shape has no width space '" + space + "' (" + to_string() + ")");
-  return it->second;
-}
-
-std::string LevelShape::to_string() const {
-  std::ostringstream out;
-  out << "layers=" << layers;
-  for (const auto& [name, size] : sizes) out << " " << name << "=" << size;
-  return out.str();
-}
-
-void check_heads_size(const char* family, int64_t heads_size, int64_t head_size) {
-  if (head_size < 1 || heads_size % head_size != 0) {
-    throw InputError(std::string(family) + " shape: heads size " + std::to_string(heads_size) +
-                     " is not a multiple of head_size " + std::to_string(head_size));
-  }
-}
 
 TensorMap module_tensors(const torch::nn::Module& module) {
   TensorMap out;

@@ -3,7 +3,16 @@
 
 #include <string>
 
+#include "vcycle/core/errors.h"
+
 namespace vcycle {
+
+void check_heads_size(const char* family, int64_t heads_size, int64_t head_size) {
+  if (head_size < 1 || heads_size % head_size != 0) {
+    throw InputError(std::string(family) + " shape: heads size " + std::to_string(heads_size) +
+                     " is not a multiple of head_size " + std::to_string(head_size));
+  }
+}
 
 namespace {
 

@@ -1,10 +1,39 @@
-// What the built-in families (GPT, BERT, ViT) share as standard transformers: the parameter-map
+// What the built-in families (GPT, BERT, ViT) share as standard transformers: the sizes layers,
+// hidden, heads, head_size and ffn of their configs, as a level shape and back; and the parameter-map
 // entries of their blocks.
 #pragma once
 
+#include <cstdint>
+
+#include "vcycle/operators/level_shape.h"
 #include "vcycle/operators/param_map.h"
 
 namespace vcycle {
+
+// The shape of a standard transformer config: {hidden: d, heads: H·h, ffn: f}, layers L.
+template <class Config>
+LevelShape transformer_level_shape(const Config& cfg) {
+  LevelShape s;
+  s.sizes = {{"hidden", cfg.hidden}, {"heads", cfg.heads * cfg.head_size}, {"ffn", cfg.ffn}};
+  s.layers = cfg.layers;
+  return s;
+}
+
+void check_heads_size(const char* family, int64_t heads_size, int64_t head_size);  // InputError if not divisible
+
+// The config of such a model at a level shape. Heads keep their size h, so a narrower level has fewer
+// heads; `family` names the model in the error for a size that is not a multiple of h.
+template <class Config>
+Config transformer_config_for_shape(const Config& base, const LevelShape& s, const char* family) {
+  Config cfg = base;
+  const int64_t attn = s.size("heads");
+  check_heads_size(family, attn, base.head_size);
+  cfg.layers = s.layers;
+  cfg.hidden = s.size("hidden");
+  cfg.heads = attn / base.head_size;
+  cfg.ffn = s.size("ffn");
+  return cfg;
+}
 
 // Where a block's two LayerNorms go among its map entries. A map's entries keep their declaration
 // order (maps compare entry by entry and are written in that order), so each family keeps its own.
