@@ -73,31 +73,6 @@ double int_pow(int64_t k, int64_t e) {
   return r;
 }
 
-void check_factors(const CoalesceFactors& f) {
-  if (f.width < 1) throw InputError("width factor must be >= 1, got " + std::to_string(f.width));
-  if (f.depth < 1) throw InputError("depth factor must be >= 1, got " + std::to_string(f.depth));
-}
-
-// Every space of the map at `shape` is a positive whole number of units.
-void check_units(const ParamMap& map, const LevelShape& shape) {
-  for (const auto& [space, unit] : map.spaces()) {
-    if (!shape.sizes.count(space)) {
-      throw InputError("level shape " + shape.to_string() + " has no size for width space '" + space + "'");
-    }
-    const int64_t n = shape.sizes.at(space);
-    if (n < 1 || n % unit != 0) {
-      throw InputError("width space '" + space + "' has size " + std::to_string(n) +
-                       ", not a positive multiple of its unit " + std::to_string(unit));
-    }
-  }
-  for (const auto& [space, size] : shape.sizes) {
-    if (!map.spaces().count(space)) {
-      throw InputError("level shape has width space '" + space + "', which the parameter map does not declare");
-    }
-  }
-  if (shape.layers < 1) throw InputError("level shape has " + std::to_string(shape.layers) + " layers, need >= 1");
-}
-
 // ---------------------------------------------------------------------------- width
 // A width result and whether it is a fresh tensor (false: it is the input itself).
 struct Width {
@@ -253,41 +228,13 @@ std::string to_string(Pairing pairing) { return pairing == Pairing::halves ? "ha
 std::string to_string(InterpolationMode mode) { return mode == InterpolationMode::fixed ? "fixed" : "norm_matched"; }
 
 // ---------------------------------------------------------------------------- shapes
+// The pairing plays no part in a shape: only the factors do (level_shape.h).
 LevelShape coalesce_shape(const ParamMap& map, const LevelShape& large, const CoalesceFactors& f) {
-  check_factors(f);
-  check_units(map, large);
-  LevelShape small = large;
-  for (auto& [space, size] : small.sizes) {
-    const int64_t unit = map.unit(space), units = size / unit;
-    if (units % f.width != 0) {
-      std::ostringstream msg;
-      msg << "width space '" << space << "' has size " << size << " (" << units << " units of " << unit
-          << "), not divisible by the width factor " << f.width << " (shape " << large.to_string() << ")";
-      throw InputError(msg.str());
-    }
-    size /= f.width;
-  }
-  if (large.layers % f.depth != 0) {
-    throw InputError("layers " + std::to_string(large.layers) + " not divisible by the depth factor " +
-                     std::to_string(f.depth) + " (shape " + large.to_string() + ")");
-  }
-  small.layers = large.layers / f.depth;
-  return small;
+  return coalesce_shape(map, large, f.width, f.depth);
 }
 
 std::vector<LevelShape> level_shapes(const ParamMap& map, const LevelShape& top, const CoalesceFactors& f, int count) {
-  if (count < 1) throw InputError("level count must be >= 1, got " + std::to_string(count));
-  check_factors(f);
-  check_units(map, top);
-  std::vector<LevelShape> shapes{top};
-  for (int level = 2; level <= count; ++level) {
-    try {
-      shapes.push_back(coalesce_shape(map, shapes.back(), f));
-    } catch (const InputError& e) {
-      throw InputError("cannot build level " + std::to_string(level) + " of " + std::to_string(count) + ": " + e.what());
-    }
-  }
-  return shapes;
+  return level_shapes(map, top, f.width, f.depth, count);
 }
 
 // ---------------------------------------------------------------------------- operators

@@ -28,7 +28,7 @@ double elements(const TensorMap& tensors) {
 LevelPlan::LevelPlan(const RunConfig& cfg, const ModelAdapter& adapter, int count)
     : cfg_(cfg), adapter_(adapter), factors_(factors_of(cfg.levels)) {
   shapes_ = count == 1 ? std::vector<LevelShape>{adapter.top_shape()}
-                       : level_shapes(adapter.param_map(), adapter.top_shape(), factors_, count);
+                       : level_shapes(adapter.param_map(), adapter.top_shape(), factors_.width, factors_.depth, count);
   for (const auto& s : shapes_) flops_.push_back(adapter.flop_shape(s));
 }
 

@@ -2,11 +2,14 @@
 #include "vcycle/models/registry.h"
 
 #include <utility>
+#include <vector>
 
-#include "vcycle/schedules/level_plan.h"
 #include "vcycle/core/errors.h"
-#include "vcycle/data/tokenizer.h"
+#include "vcycle/core/tensor_map.h"
 #include "vcycle/core/yaml_util.h"
+#include "vcycle/data/tokenizer.h"
+#include "vcycle/operators/level_shape.h"
+#include "vcycle/operators/param_map.h"
 
 namespace vcycle {
 
@@ -39,7 +42,10 @@ std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) {
                     "unknown model type '" + cfg.model_type + "' (valid: " + valid + ")");
 }
 
-void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
+namespace {
+
+// The model's vocab covers the tokenizer's, for a model that reads the token files.
+void check_vocab(const RunConfig& cfg, const ModelAdapter& adapter) {
   std::unique_ptr<Tokenizer> tok;
   try {
     tok = make_tokenizer(cfg.data.tokenizer);
@@ -52,21 +58,38 @@ void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
                       "the model takes token ids below " + std::to_string(adapter.vocab_size()) + ", fewer than the " +
                           tok->name() + " tokenizer's vocab " + std::to_string(tok->vocab_size()));
   }
+}
+
+// Checks the levels the runner's LevelPlan will build: their shapes (one level: the top shape alone,
+// no map read), each one's FLOP shape, and that the parameter map fits the model built at every
+// level. InputError otherwise.
+void check_levels(const RunConfig& cfg, const ModelAdapter& adapter) {
+  const LevelsConfig& l = cfg.levels;
+  const std::vector<LevelShape> shapes =
+      l.count == 1 ? std::vector<LevelShape>{adapter.top_shape()}
+                   : level_shapes(adapter.param_map(), adapter.top_shape(), l.width_factor, l.depth_factor, l.count);
+  for (const LevelShape& shape : shapes) adapter.flop_shape(shape);
+  if (shapes.size() == 1) return;
+  const ParamMap map = adapter.param_map();
+  for (int level = 1; level <= static_cast<int>(shapes.size()); ++level) {
+    const LevelShape& shape = shapes[level - 1];
+    try {
+      param_map_validate(map, module_tensors(*adapter.build(shape)), shape);
+    } catch (const InputError& e) {
+      throw InputError("the parameter map of model '" + adapter.type() + "' does not fit its level " +
+                       std::to_string(level) + " (" + shape.to_string() + "): " + e.what());
+    }
+  }
+}
+
+}  // namespace
+
+void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
+  check_vocab(cfg, adapter);
   // Every level's shape must divide evenly, and the parameter map must describe the model built at
   // every level: fail now, before anything trains, not at the first coalesce.
   try {
-    const LevelPlan plan(cfg, adapter, cfg.levels.count);
-    if (plan.count() > 1) {
-      const ParamMap map = adapter.param_map();
-      for (int level = 1; level <= plan.count(); ++level) {
-        try {
-          param_map_validate(map, module_tensors(*adapter.build(plan.shape(level))), plan.shape(level));
-        } catch (const InputError& e) {
-          throw InputError("the parameter map of model '" + adapter.type() + "' does not fit its level " +
-                           std::to_string(level) + " (" + plan.shape(level).to_string() + "): " + e.what());
-        }
-      }
-    }
+    check_levels(cfg, adapter);
   } catch (const ConfigError&) {
     throw;
   } catch (const InputError& e) {

@@ -55,11 +55,8 @@ InterpolationMode parse_interpolation_mode(const std::string& name);
 std::string to_string(Pairing pairing);
 std::string to_string(InterpolationMode mode);
 
-// The shape of the level below `large`: every width space divided by f.width, layers by f.depth.
-// InputError naming the space (or "layers"), its size, unit count and the factor when indivisible,
-// or when a space of `large` is not declared in `map` (or the reverse).
+// level_shape.h's coalesce_shape and level_shapes with the factors f.width and f.depth.
 LevelShape coalesce_shape(const ParamMap& map, const LevelShape& large, const CoalesceFactors& f);
-// Shapes of levels 1 … count (element 0 is `top`). Checks every step's divisibility up front.
 std::vector<LevelShape> level_shapes(const ParamMap& map, const LevelShape& top, const CoalesceFactors& f, int count);
 
 // `params` are the tensors of a model of shape `large`; returns the next (smaller) level's tensors.
