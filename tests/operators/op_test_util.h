@@ -10,7 +10,7 @@
 
 #include "vcycle/core/errors.h"
 #include "vcycle/operators/level_shape.h"
-#include "vcycle/models/gpt/gpt.h"
+#include "vcycle/models/gpt/param_map.h"
 #include "vcycle/operators/operators.h"
 #include "vcycle/core/tensor_map.h"
 

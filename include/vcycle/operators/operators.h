@@ -1,8 +1,8 @@
 // The V-cycle's model operators (spec operators.md): coalesce a model into the next smaller level,
 // de-coalesce it back, and interpolate with the parameters saved before coalescing.
 //
-//   auto map = gpt_param_map(cfg);                       // or param_map_load("my_model_map.yaml")
-//   auto shapes = level_shapes(map, gpt_level_shape(cfg), factors, /*count=*/3);  // checks divisibility
+//   ParamMap map = param_map_load("my_model_map.yaml");  // or a model's own: ModelAdapter::param_map()
+//   auto shapes = level_shapes(map, top_shape, factors, /*count=*/3);  // checks divisibility
 //   TensorMap small = coalesce(module_tensors(*big), map, shapes[0], factors);
 //   TensorMap back  = decoalesce(small, map, shapes[0], factors);  // shape of shapes[0] again
 //   TensorMap mixed = interpolate(theta_pre, back, 0.5, InterpolationMode::fixed);
@@ -19,7 +19,6 @@
 #include <string>
 #include <vector>
 
-#include "vcycle/models/gpt/param_map.h"
 #include "vcycle/operators/level_shape.h"
 #include "vcycle/operators/param_map.h"
 #include "vcycle/core/tensor_map.h"
