@@ -1,6 +1,6 @@
 // What the built-in families (GPT, BERT, ViT) share as standard transformers: the sizes layers,
-// hidden, heads, head_size and ffn of their configs, as a level shape and back; and the parameter-map
-// entries of their blocks.
+// hidden, heads, head_size and ffn of their configs, as a level shape and back; the parameter-map
+// entries of their blocks; and the blocks' matmul count for the FLOP formula (flops.h).
 #pragma once
 
 #include <cstdint>
@@ -43,5 +43,13 @@ enum class BlockNorms { first, last };
 // as `mlp`, LayerNorms `ln1`, `ln2`) under `blocks.{layer}.`, on the spaces hidden, heads (q, k, v
 // chunks) and ffn, which `map` must declare first.
 ParamMap& add_transformer_block(ParamMap& map, BlockNorms norms);
+
+// N_mm of the L standard blocks. Per block: qkv (3·d_attn × d) + attention output (d × d_attn) + MLP
+// in (f × d) and out (d × f), with d_attn = H·h.
+template <class Config>
+int64_t transformer_blocks_matmul_params(const Config& c) {
+  const int64_t d_attn = c.heads * c.head_size;
+  return c.layers * (3 * d_attn * c.hidden + d_attn * c.hidden + 2 * c.hidden * c.ffn);
+}
 
 }  // namespace vcycle

@@ -4,6 +4,7 @@
 #include "vcycle/models/bert/param_map.h"
 #include "vcycle/config/run_config.h"
 #include "vcycle/models/bert/mlm_data.h"
+#include "vcycle/models/transformer.h"
 #include "vcycle/core/yaml_util.h"
 
 namespace vcycle {
@@ -44,13 +45,12 @@ torch::Tensor BertAdapter::loss(torch::nn::Module& module, const Batch& batch) c
 FlopShape BertAdapter::flop_shape(const LevelShape& shape) const {
   const BertConfig c = config_for(shape);
   const int64_t d_attn = c.heads * c.head_size;
-  // Per block: qkv (3·d_attn × d) + attention output (d × d_attn) + MLP in (f × d) and out (d × f);
-  // plus the MLM head's dense (d × d) and its decoder (V × d, tied to the embedding but a matmul all
-  // the same), both applied at every position as forward() does. The attention is bidirectional:
-  // every query scores all T keys, exactly the full T × T products the formula's 4·L·T·d_attn counts.
+  // The blocks, plus the MLM head's dense (d × d) and its decoder (V × d, tied to the embedding but a
+  // matmul all the same), both applied at every position as forward() does. The attention is
+  // bidirectional: every query scores all T keys, exactly the full T × T products the formula's
+  // 4·L·T·d_attn counts.
   FlopShape f;
-  f.matmul_params = c.layers * (3 * d_attn * c.hidden + d_attn * c.hidden + 2 * c.hidden * c.ffn) +
-                    c.hidden * c.hidden + c.vocab * c.hidden;
+  f.matmul_params = transformer_blocks_matmul_params(c) + c.hidden * c.hidden + c.vocab * c.hidden;
   f.layers = c.layers;
   f.context = c.context;
   f.attn_width = d_attn;

@@ -3,6 +3,7 @@
 
 #include "vcycle/core/yaml_util.h"
 #include "vcycle/models/gpt/param_map.h"
+#include "vcycle/models/transformer.h"
 
 namespace vcycle {
 
@@ -38,10 +39,9 @@ torch::Tensor GPTAdapter::loss(torch::nn::Module& module, const Batch& batch) co
 FlopShape GPTAdapter::flop_shape(const LevelShape& shape) const {
   const GPTConfig c = config_for(shape);
   const int64_t d_attn = c.heads * c.head_size;
-  // Per block: qkv (3·d_attn × d) + attention output (d × d_attn) + MLP in (f × d) and out (d × f);
-  // plus the LM head (V × d), a matmul whether or not it shares the embedding's storage.
+  // The blocks, plus the LM head (V × d), a matmul whether or not it shares the embedding's storage.
   FlopShape f;
-  f.matmul_params = c.layers * (3 * d_attn * c.hidden + d_attn * c.hidden + 2 * c.hidden * c.ffn) + c.vocab * c.hidden;
+  f.matmul_params = transformer_blocks_matmul_params(c) + c.vocab * c.hidden;
   f.layers = c.layers;
   f.context = c.context;
   f.attn_width = d_attn;

@@ -5,6 +5,7 @@
 
 #include "vcycle/config/run_config.h"
 #include "vcycle/data/image_data.h"
+#include "vcycle/models/transformer.h"
 #include "vcycle/models/vit/param_map.h"
 #include "vcycle/core/yaml_util.h"
 
@@ -62,15 +63,14 @@ torch::Tensor ViTAdapter::eval_loss(torch::nn::Module& module, const Batch& batc
 FlopShape ViTAdapter::flop_shape(const LevelShape& shape) const {
   const ViTConfig c = config_for(shape);
   const int64_t d_attn = c.heads * c.head_size;
-  // Per block: qkv (3·d_attn × d) + attention output (d × d_attn) + MLP in (f × d) and out (d × f);
-  // plus the patch projection (d × C·p·p) and the classifier (classes × d). The formula charges every
-  // matmul to each of the T = N + 1 tokens; the projection really runs on the N patches and the
-  // classifier on the class token only, an overcount of (C·p² + classes)·d per token against the
-  // blocks' L·(4·d_attn + 2·f)·d — well under 1% for the shipped configs. Attention is bidirectional
-  // over all T tokens: the full T × T products the formula counts.
+  // The blocks, plus the patch projection (d × C·p·p) and the classifier (classes × d). The formula
+  // charges every matmul to each of the T = N + 1 tokens; the projection really runs on the N patches
+  // and the classifier on the class token only, an overcount of (C·p² + classes)·d per token against
+  // the blocks' L·(4·d_attn + 2·f)·d — well under 1% for the shipped configs. Attention is
+  // bidirectional over all T tokens: the full T × T products the formula counts.
   FlopShape f;
-  f.matmul_params = c.layers * (3 * d_attn * c.hidden + d_attn * c.hidden + 2 * c.hidden * c.ffn) +
-                    c.channels * c.patch * c.patch * c.hidden + c.classes * c.hidden;
+  f.matmul_params =
+      transformer_blocks_matmul_params(c) + c.channels * c.patch * c.patch * c.hidden + c.classes * c.hidden;
   f.layers = c.layers;
   f.context = c.tokens();
   f.attn_width = d_attn;
