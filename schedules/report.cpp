@@ -170,16 +170,26 @@ std::string plot(const std::string& out, const RunMetrics& base, const RunMetric
   panel("loss_vs_wall.svg", "training seconds", 2, vc.transition_walls);
   const std::string script = (dir / "plot.gp").string();
   write_file_atomic(script, gp.str());
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
-    return "Plot skipped: gnuplot is not installed (apt-get install gnuplot-nox), its script is plot.gp.";
-  }
-  if (std::system(("gnuplot '" + script + "' > /dev/null 2>&1").c_str()) != 0) {
-    return "Plot failed: gnuplot returned an error on plot.gp.";
-  }
-  return "Plots: loss_vs_flops.svg, loss_vs_wall.svg.";
+  return run_gnuplot(script, "loss_vs_flops.svg, loss_vs_wall.svg");
 }
 
 }  // namespace
+
+std::string run_gnuplot(const std::string& script, const std::string& what) {
+  const std::string name = fs::path(script).filename().string();
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    return "Plot skipped: gnuplot is not installed (apt-get install gnuplot-nox), its script is " + name + ".";
+  }
+  if (std::system(("gnuplot '" + script + "' > /dev/null 2>&1").c_str()) != 0) {
+    return "Plot failed: gnuplot returned an error on " + name + ".";
+  }
+  return "Plots: " + what + ".";
+}
+
+RunCurve read_run_curve(const std::string& dir) {
+  const RunMetrics m = read_run(dir, fs::path(dir).filename().string());
+  return RunCurve{m.curve, m.final_loss, m.last.at("train_flops").get<double>(), m.last.at("wall_s").get<double>()};
+}
 
 ReportSummary write_report(const std::string& output_dir) {
   const RunMetrics base = read_run((fs::path(output_dir) / "baseline").string(), "baseline");

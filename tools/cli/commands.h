@@ -18,5 +18,6 @@ void add_train_commands(CLI::App& app);  // train, run, report
 void add_bench_command(CLI::App& app);
 void add_operator_commands(CLI::App& app);  // coalesce, decoalesce, interpolate
 void add_finetune_command(CLI::App& app);   // LoRA fine-tuning (finetune.h)
+void add_study_command(CLI::App& app);      // study, study-report (study.h)
 
 }  // namespace vcycle::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   vcycle::cli::add_bench_command(app);
   vcycle::cli::add_operator_commands(app);
   vcycle::cli::add_finetune_command(app);
+  vcycle::cli::add_study_command(app);
   std::string valid;
   bool known = false;
   for (const auto* sub : app.get_subcommands({})) {

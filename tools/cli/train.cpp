@@ -15,6 +15,7 @@
 #include "vcycle/schedules/experiment.h"
 #include "vcycle/core/metrics.h"
 #include "vcycle/models/registry.h"
+#include "vcycle/schedules/budget.h"
 #include "vcycle/schedules/report.h"
 #include "vcycle/core/runtime.h"
 
@@ -31,6 +32,8 @@ struct RunArgs {
   bool no_baseline = false;
   bool quiet = false;
   int nproc = 0;  // 0: not given
+  double budget = 1;  // `run --budget m`: the config scaled to m× its budget (budget.h)
+  std::string rule = budget_rule_name(kDefaultBudgetRule);
 };
 
 void add_run_options(CLI::App* cmd, const std::shared_ptr<RunArgs>& args) {
@@ -95,11 +98,22 @@ void add_train_commands(CLI::App& app) {
   auto* run = app.add_subcommand("run", "Train the baseline and the V-cycle of a config, then print the savings report");
   add_run_options(run, run_args);
   run->add_flag("--no-baseline", run_args->no_baseline, "skip the baseline (the report needs one in the output directory)");
+  run->add_option("--budget", run_args->budget,
+                  "train m× the config's budget, the V-cycle's phases scaled by --rule; output goes to <output>-x<m>")
+      ->capture_default_str();
+  run->add_option("--rule", run_args->rule, "with --budget: fixed_small | proportional (README \"Budgets\")")
+      ->capture_default_str();
   run->callback([run_args, run] {
-    const RunConfig cfg = load_config(run_args->config, run_args->overrides);
+    RunConfig cfg = load_config(run_args->config, run_args->overrides);
+    const bool scaled = run->get_option("--budget")->count() > 0;
+    const BudgetRule rule = budget_rule_from_name(run_args->rule, "--rule");
     if (launch_if_asked(*run_args, run->get_option("--nproc")->count() > 0)) return;
     runtime_init(cfg.threads);
     auto adapter = make_builtin_model(cfg);
+    if (scaled) {
+      cfg = scale_budget(cfg, *adapter, run_args->budget, rule);
+      cfg.output += fmt::format("-x{:g}", run_args->budget);
+    }
     const DistContext dist = join_group(cfg);
     const auto report = run_experiment(cfg, *adapter,
                                        ExperimentOptions{run_args->resume, run_args->no_baseline, run_args->quiet, &dist});

@@ -32,6 +32,20 @@ struct CrossingCost {
 // The interpolated cost at which `curve` first reaches `target`, or nullopt if it never does.
 std::optional<CrossingCost> first_crossing(const std::vector<CurvePoint>& curve, double target);
 
+// One run directory's evaluation curve and totals, read from its metrics.jsonl (InputError naming
+// the file when it is missing or malformed).
+struct RunCurve {
+  std::vector<CurvePoint> curve;  // eval rows with a finite loss, in order
+  double final_loss = 0;          // the last eval row's loss
+  double total_flops = 0;         // training FLOPs of the whole run (operators included)
+  double total_wall = 0;          // training seconds of the whole run
+};
+RunCurve read_run_curve(const std::string& dir);
+
+// Runs gnuplot on `script` and returns a line for a report: which plots were made (`what`), or why
+// not (gnuplot missing or failing; the script stays for the user).
+std::string run_gnuplot(const std::string& script, const std::string& what);
+
 struct ReportSummary {
   std::string markdown;                // the table printed to the terminal and written to report.md
   std::optional<double> flop_savings;  // 1 − F_vcycle(L*) / F_baseline(L*); nullopt if L* not reached

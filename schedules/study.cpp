@@ -1,0 +1,285 @@
+// Savings against tuned baselines across budgets; see include/vcycle/schedules/study.h.
+#include "vcycle/schedules/study.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
+#include "vcycle/schedules/cycle_runner.h"
+#include "vcycle/schedules/report.h"
+
+namespace vcycle {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+void validate_study_options(const StudyOptions& o) {
+  if (o.budgets.empty()) throw InputError("--budgets: give at least one budget (e.g. --budgets 1,3)");
+  for (double m : o.budgets) {
+    if (!(m > 0) || !std::isfinite(m)) throw InputError(fmt::format("--budgets: every budget must be a positive number, got {}", m));
+  }
+  for (double lr : o.baseline_lrs) {
+    if (!(lr > 0) || !std::isfinite(lr)) throw InputError(fmt::format("--baseline-lrs: every lr must be a positive number, got {}", lr));
+  }
+  if (o.seeds < 1) throw InputError(fmt::format("--seeds must be >= 1, got {}", o.seeds));
+}
+
+std::string study_dir(const RunConfig& cfg) { return (fs::path(cfg.output) / "study").string(); }
+
+namespace {
+
+std::string cell_dir(double budget, int64_t seed) { return fmt::format("b{:g}/s{}", budget, seed); }
+std::string baseline_dir(double budget, int64_t seed, double lr) {
+  return fmt::format("{}/baseline-lr{:g}", cell_dir(budget, seed), lr);
+}
+
+// The plan: what was asked, and where each sub-run lives (relative to the study directory).
+json study_plan(const RunConfig& cfg, const StudyOptions& o, const std::vector<double>& lrs) {
+  json cells = json::array();
+  for (int s = 0; s < o.seeds; ++s) {
+    const int64_t seed = static_cast<int64_t>(cfg.seed) + s;
+    for (double m : o.budgets) {
+      json baselines = json::array();
+      for (double lr : lrs) baselines.push_back({{"lr", lr}, {"dir", baseline_dir(m, seed, lr)}});
+      cells.push_back({{"budget", m}, {"seed", seed}, {"baselines", baselines}, {"vcycle", cell_dir(m, seed) + "/vcycle"}});
+    }
+  }
+  return {{"config", cfg.file},      {"rule", budget_rule_name(o.rule)}, {"budgets", o.budgets},
+          {"baseline_lrs", lrs},     {"seeds", o.seeds},                 {"vcycle_lr_trials", 1},
+          {"cells", cells}};
+}
+
+class SubRuns {
+ public:
+  SubRuns(const ModelAdapter& adapter, const StudyOptions& o, size_t total) : adapter_(adapter), o_(o), total_(total) {}
+
+  // Trains `phases` of `cfg` into `dir`, or reuses the finished run already there.
+  void run(const RunConfig& cfg, const std::vector<PhaseConfig>& phases, const std::string& dir, const std::string& label) {
+    ++done_;
+    if (cycle_finished(dir, config_fingerprint(cfg, phases))) {
+      if (!o_.quiet) std::cerr << fmt::format("[study {}/{}] {}: finished run found, reusing it\n", done_, total_, label);
+      return;
+    }
+    if (!o_.quiet) std::cerr << fmt::format("[study {}/{}] {}\n", done_, total_, label);
+    run_cycle(cfg, adapter_, phases, dir, CycleOptions{o_.resume, label, o_.quiet, nullptr});
+  }
+
+ private:
+  const ModelAdapter& adapter_;
+  const StudyOptions& o_;
+  size_t total_ = 0, done_ = 0;
+};
+
+}  // namespace
+
+StudySummary run_study(const RunConfig& cfg, const ModelAdapter& adapter, const StudyOptions& o) {
+  validate_study_options(o);
+  if (!cfg.baseline) throw ConfigError(cfg.file, "baseline", "missing: a study compares the V-cycle with the baseline");
+  if (cfg.phases.empty()) throw ConfigError(cfg.file, "phases", "missing: a study needs the V-cycle's phases");
+  std::vector<double> lrs = o.baseline_lrs;
+  if (lrs.empty()) lrs = {0.5 * cfg.baseline->lr, cfg.baseline->lr, 2 * cfg.baseline->lr};
+  // Scale every budget first: a budget the rule cannot meet fails before anything trains.
+  std::vector<RunConfig> scaled;
+  for (double m : o.budgets) scaled.push_back(scale_budget(cfg, adapter, m, o.rule));
+
+  const fs::path dir = study_dir(cfg);
+  fs::create_directories(dir);
+  write_file_atomic((dir / "study_plan.json").string(), study_plan(cfg, o, lrs).dump(2) + "\n");
+  SubRuns runs(adapter, o, static_cast<size_t>(o.seeds) * o.budgets.size() * (lrs.size() + 1));
+  for (int s = 0; s < o.seeds; ++s) {
+    for (size_t b = 0; b < o.budgets.size(); ++b) {
+      const double m = o.budgets[b];
+      RunConfig c = scaled[b];
+      c.seed = cfg.seed + static_cast<uint64_t>(s);
+      for (double lr : lrs) {
+        RunConfig cb = c;
+        cb.baseline->lr = lr;
+        runs.run(cb, cb.baseline_phases(), (dir / baseline_dir(m, c.seed, lr)).string(),
+                 fmt::format("b{:g} s{} baseline lr {:g}", m, c.seed, lr));
+      }
+      runs.run(c, c.phases, (dir / cell_dir(m, c.seed) / "vcycle").string(), fmt::format("b{:g} s{} vcycle", m, c.seed));
+    }
+  }
+  return write_study_report(dir.string());
+}
+
+// ---------------------------------------------------------------------------- report
+namespace {
+
+std::optional<double> ratio_saving(const std::optional<CrossingCost>& vc, const CrossingCost& base, double CrossingCost::*field) {
+  if (!vc || !(base.*field > 0)) return std::nullopt;
+  return 1.0 - (*vc).*field / base.*field;
+}
+
+json optional_json(const std::optional<double>& x) { return x ? json(*x) : json(nullptr); }
+
+// One (budget, seed) cell: the tuned baseline's target and the V-cycle's cost to reach it.
+json cell_result(const fs::path& dir, const json& cell) {
+  json baselines = json::array();
+  RunCurve best;
+  double best_lr = 0;
+  for (const auto& b : cell.at("baselines")) {
+    const RunCurve r = read_run_curve((dir / b.at("dir").get<std::string>()).string());
+    baselines.push_back({{"lr", b.at("lr")}, {"final_val_loss", r.final_loss}, {"train_flops", r.total_flops}});
+    if (best.curve.empty() || r.final_loss < best.final_loss) {
+      best = r;
+      best_lr = b.at("lr").get<double>();
+    }
+  }
+  const RunCurve vc = read_run_curve((dir / cell.at("vcycle").get<std::string>()).string());
+  const double target = best.final_loss;
+  const CrossingCost base_cost = *first_crossing(best.curve, target);  // its own final loss: reached
+  const auto vc_cost = first_crossing(vc.curve, target);
+  return {{"budget", cell.at("budget")},
+          {"seed", cell.at("seed")},
+          {"baselines", baselines},
+          {"best_lr", best_lr},
+          {"target_loss", target},
+          {"baseline_flops_to_target", base_cost.flops},
+          {"baseline_wall_s_to_target", base_cost.wall},
+          {"baseline_train_flops", best.total_flops},
+          {"vcycle_final_val_loss", vc.final_loss},
+          {"vcycle_train_flops", vc.total_flops},
+          {"vcycle_flops_to_target", vc_cost ? json(vc_cost->flops) : json(nullptr)},
+          {"vcycle_wall_s_to_target", vc_cost ? json(vc_cost->wall) : json(nullptr)},
+          {"flop_savings", optional_json(ratio_saving(vc_cost, base_cost, &CrossingCost::flops))},
+          {"wall_savings", optional_json(ratio_saving(vc_cost, base_cost, &CrossingCost::wall))},
+          {"final_loss_difference", vc.final_loss - target}};
+}
+
+// Per budget, over seeds: how many reached L*, and the mean / min / max FLOP saving of those that did.
+json budget_summary(const json& cells, double budget) {
+  std::vector<double> savings;
+  int n = 0;
+  for (const auto& c : cells) {
+    if (c.at("budget").get<double>() != budget) continue;
+    ++n;
+    if (c.at("flop_savings").is_number()) savings.push_back(c.at("flop_savings").get<double>());
+  }
+  json s{{"budget", budget}, {"seeds", n}, {"reached", savings.size()}};
+  if (!savings.empty()) {
+    double sum = 0;
+    for (double x : savings) sum += x;
+    s["mean_flop_savings"] = sum / static_cast<double>(savings.size());
+    s["min_flop_savings"] = *std::min_element(savings.begin(), savings.end());
+    s["max_flop_savings"] = *std::max_element(savings.begin(), savings.end());
+  }
+  return s;
+}
+
+std::string pct(const json& x) { return x.is_number() ? fmt::format("{:.1f}%", 100.0 * x.get<double>()) : "never"; }
+std::string sci(const json& x) { return x.is_number() ? fmt::format("{:.3g}", x.get<double>()) : "never"; }
+
+std::string study_markdown(const json& s) {
+  std::ostringstream md;
+  md << "# vcycle study: savings at equal loss against tuned baselines\n\n";
+  md << fmt::format("Config `{}`, budget rule `{}`. Each baseline is trained at {} learning rates and the best final "
+                    "validation loss is the target L*; the V-cycle gets {} trial (its config's learning rates).\n\n",
+                    s.at("config").get<std::string>(), s.at("rule").get<std::string>(),
+                    s.at("baseline_lrs").size(), s.at("vcycle_lr_trials").get<int>());
+  md << "| budget | seed | baseline final loss by lr | L* | baseline FLOPs to L* | V-cycle final loss | "
+        "V-cycle FLOPs to L* | V-cycle / baseline FLOPs (total) | FLOP saving | wall saving |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& c : s.at("cells")) {
+    std::string grid;
+    for (const auto& b : c.at("baselines")) {
+      grid += fmt::format("{}{:g}: {:.4f}", grid.empty() ? "" : ", ", b.at("lr").get<double>(), b.at("final_val_loss").get<double>());
+    }
+    md << fmt::format("| {:g}× | {} | {} | {:.4f} | {} | {:.4f} ({:+.4f}) | {} | {:.2f} | **{}** | {} |\n",
+                      c.at("budget").get<double>(), c.at("seed").get<int64_t>(), grid, c.at("target_loss").get<double>(),
+                      sci(c.at("baseline_flops_to_target")), c.at("vcycle_final_val_loss").get<double>(),
+                      c.at("final_loss_difference").get<double>(), sci(c.at("vcycle_flops_to_target")),
+                      c.at("vcycle_train_flops").get<double>() / c.at("baseline_train_flops").get<double>(),
+                      pct(c.at("flop_savings")), pct(c.at("wall_savings")));
+  }
+  md << "\n| budget | seeds | reached L* | mean FLOP saving | min | max |\n|---|---|---|---|---|---|\n";
+  for (const auto& b : s.at("budgets_summary")) {
+    md << fmt::format("| {:g}× | {} | {} | {} | {} | {} |\n", b.at("budget").get<double>(), b.at("seeds").get<int>(),
+                      b.at("reached").get<int>(), pct(b.value("mean_flop_savings", json())),
+                      pct(b.value("min_flop_savings", json())), pct(b.value("max_flop_savings", json())));
+  }
+  md << "\nA V-cycle that never reaches L* gets no saving (\"never\"); its final-loss difference is in brackets. "
+     << s.at("plot_note").get<std::string>() << "\n";
+  return md.str();
+}
+
+void write_curve(const fs::path& path, const RunCurve& r) {
+  std::ostringstream dat;
+  dat << "# train_flops wall_s val_loss\n";
+  for (const auto& p : r.curve) dat << fmt::format("{:.6g} {:.6g} {:.6g}\n", p.flops, p.wall, p.loss);
+  write_file_atomic(path.string(), dat.str());
+}
+
+// The savings-vs-budget plot and, per budget, the loss-vs-FLOPs curves of the first seed's best
+// baseline and V-cycle.
+std::string study_plots(const fs::path& dir, const json& plan, const json& s) {
+  std::ostringstream dat, gp;
+  for (const auto& c : s.at("cells")) {
+    if (c.at("flop_savings").is_number()) {
+      dat << fmt::format("{:g} {} {:.6g}\n", c.at("budget").get<double>(), c.at("seed").get<int64_t>(),
+                         100.0 * c.at("flop_savings").get<double>());
+    }
+  }
+  write_file_atomic((dir / "study_savings.dat").string(), "# budget seed flop_savings_percent\n" + dat.str());
+  gp << "set terminal svg size 900,540 dynamic\nset grid\nset key top right\n";
+  gp << "set output '" << (dir / "study_savings.svg").string() << "'\nset xlabel 'budget (× the config)'\n"
+     << "set ylabel 'FLOP saving at equal loss (%)'\nset yzeroaxis\n"
+     << "plot '" << (dir / "study_savings.dat").string() << "' using 1:3 with points pt 7 title 'V-cycle vs tuned baseline', 0 with lines dt 3 notitle\n";
+  const int64_t first_seed = plan.at("cells").at(0).at("seed").get<int64_t>();
+  for (size_t i = 0; i < s.at("cells").size(); ++i) {
+    const json& c = s.at("cells").at(i);
+    const json& pc = plan.at("cells").at(i);
+    if (c.at("seed").get<int64_t>() != first_seed) continue;
+    const std::string tag = fmt::format("b{:g}", c.at("budget").get<double>());
+    std::string best_dir;
+    for (const auto& b : pc.at("baselines")) {
+      if (b.at("lr").get<double>() == c.at("best_lr").get<double>()) best_dir = b.at("dir");
+    }
+    write_curve(dir / ("curve_" + tag + "_baseline.dat"), read_run_curve((dir / best_dir).string()));
+    write_curve(dir / ("curve_" + tag + "_vcycle.dat"), read_run_curve((dir / pc.at("vcycle").get<std::string>()).string()));
+    gp << fmt::format("set output '{}'\nset xlabel 'training FLOPs'\nset ylabel 'validation loss'\nset yrange [*:*]\n"
+                      "plot '{}' using 1:3 with linespoints title 'best baseline (lr {:g})', '{}' using 1:3 with linespoints "
+                      "title 'V-cycle', {:.6g} with lines dt 3 title 'L*'\n",
+                      (dir / ("loss_vs_flops_" + tag + ".svg")).string(), (dir / ("curve_" + tag + "_baseline.dat")).string(),
+                      c.at("best_lr").get<double>(), (dir / ("curve_" + tag + "_vcycle.dat")).string(),
+                      c.at("target_loss").get<double>());
+  }
+  const std::string script = (dir / "study.gp").string();
+  write_file_atomic(script, gp.str());
+  return run_gnuplot(script, "study_savings.svg and loss_vs_flops_b<m>.svg");
+}
+
+}  // namespace
+
+StudySummary write_study_report(const std::string& dir_str) {
+  const fs::path dir(dir_str);
+  const fs::path plan_path = dir / "study_plan.json";
+  if (!fs::exists(plan_path)) throw InputError(plan_path.string() + ": no study plan; run `vcycle study` first");
+  json plan;
+  try {
+    std::ifstream in(plan_path);
+    plan = json::parse(in);
+  } catch (const json::exception& e) {
+    throw InputError(plan_path.string() + ": malformed study plan (" + e.what() + ")");
+  }
+  json s{{"config", plan.at("config")},           {"rule", plan.at("rule")}, {"baseline_lrs", plan.at("baseline_lrs")},
+         {"vcycle_lr_trials", plan.at("vcycle_lr_trials")}, {"cells", json::array()}, {"budgets_summary", json::array()}};
+  for (const auto& cell : plan.at("cells")) s["cells"].push_back(cell_result(dir, cell));
+  for (const auto& m : plan.at("budgets")) s["budgets_summary"].push_back(budget_summary(s["cells"], m.get<double>()));
+  s["plot_note"] = study_plots(dir, plan, s);
+  StudySummary out;
+  out.markdown = study_markdown(s);
+  write_file_atomic((dir / "study.json").string(), s.dump(2) + "\n");
+  write_file_atomic((dir / "study.md").string(), out.markdown);
+  return out;
+}
+
+}  // namespace vcycle

@@ -1,0 +1,184 @@
+// Budget scaling (schedules/budget.cpp) against hand-computed step counts, and `vcycle study` end to
+// end on a tiny GPT: 2 budgets × 2 baseline lrs, its study.json recomputed here from the sub-runs'
+// metrics alone, reuse of finished sub-runs, and bad flags.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+#include "vcycle/core/errors.h"
+#include "vcycle/core/metrics.h"
+#include "vcycle/models/registry.h"
+#include "vcycle/schedules/budget.h"
+#include "vcycle/schedules/study.h"
+
+#include <catch2/catch.hpp>
+
+using namespace vcycle;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string tiny_config(const std::string& data, const std::string& out) {
+  return "name: tiny\nseed: 7\nthreads: 1\n"
+         "model: { type: gpt, layers: 2, hidden: 32, heads: 4, ffn: 64, context: 16 }\n"
+         "data: { train: " + data + "/train.bin, valid: " + data + "/valid.bin, batch_size: 4 }\n"
+         "levels: { count: 2, width_factor: 2, depth_factor: 2 }\n"
+         "phases:\n"
+         "  - { level: 1, steps: 4, lr: 3e-3, warmup: 1 }\n"
+         "  - { level: 2, steps: 12, lr: 6e-3, warmup: 1 }\n"
+         "  - { level: 1, steps: 8, lr: 3e-3, warmup: 1 }\n"
+         "baseline: { steps: 16, lr: 3e-3, warmup: 1 }\n"
+         "eval: { every: 4, batches: 2 }\n"
+         "train: { log_every: 100, checkpoint_every: 0 }\n"
+         "output: " + out + "\n";
+}
+
+double total_flops(const RunConfig& cfg, const ModelAdapter& a, const std::vector<PhaseConfig>& phases) {
+  double f = 0;
+  for (const auto& p : phases) f += phase_train_flops(cfg, a, p);
+  return f;
+}
+
+// FLOPs and loss at which an eval curve first reaches `target`, by linear interpolation between
+// the eval rows around the crossing — written here independently of report.cpp.
+std::optional<double> flops_to(const std::string& metrics, double target) {
+  double prev_f = 0, prev_l = 0;
+  bool first = true;
+  for (const auto& line : read_jsonl_lines(metrics)) {
+    const json r = json::parse(line);
+    if (r["type"] != "eval") continue;
+    const double f = r["train_flops"], l = r["val_loss"];
+    if (l <= target) return first ? f : prev_f + (prev_l - target) / (prev_l - l) * (f - prev_f);
+    prev_f = f;
+    prev_l = l;
+    first = false;
+  }
+  return std::nullopt;
+}
+
+double final_loss(const std::string& metrics) {
+  double last = NAN;
+  for (const auto& line : read_jsonl_lines(metrics)) {
+    const json r = json::parse(line);
+    if (r["type"] == "eval") last = r["val_loss"];
+  }
+  return last;
+}
+
+}  // namespace
+
+TEST_CASE("budget: proportional scales every phase; fixed_small keeps all but the last and the FLOP ratio", "[study]") {
+  test::TempDir dir("budget");
+  test::prepare_fixture_corpus(dir.str("data"));
+  test::write_text(dir.str("c.yaml"), tiny_config(dir.str("data"), dir.str("out")));
+  const RunConfig cfg = load_config(dir.str("c.yaml"));
+  auto adapter = make_builtin_model(cfg);
+
+  const RunConfig p = scale_budget(cfg, *adapter, 3, BudgetRule::proportional);
+  CHECK(p.baseline->steps == 48);
+  CHECK(p.phases[0].steps == 12);
+  CHECK(p.phases[1].steps == 36);
+  CHECK(p.phases[2].steps == 24);
+  CHECK(p.phases[0].warmup == 1);  // warmups stay in steps
+
+  const RunConfig f = scale_budget(cfg, *adapter, 3, BudgetRule::fixed_small);
+  CHECK(f.baseline->steps == 48);
+  CHECK(f.phases[0].steps == 4);
+  CHECK(f.phases[1].steps == 12);
+  // The last phase absorbs 3× the 1× V-cycle's FLOPs less the fixed phases'. With F1, F2 the FLOPs per
+  // step at levels 1 and 2: 3·(4·F1 + 12·F2 + 8·F1) − 4·F1 − 12·F2 = 32·F1 + 24·F2 → 32 + 24·F2/F1 steps.
+  PhaseConfig one = cfg.phases[0], two = cfg.phases[1];
+  one.steps = two.steps = 1;
+  const double f1 = phase_train_flops(cfg, *adapter, one), f2 = phase_train_flops(cfg, *adapter, two);
+  CHECK(f2 < f1 / 4);  // half width, half depth
+  CHECK(f.phases[2].steps == std::llround(32 + 24 * f2 / f1));
+  const double ratio1 = total_flops(cfg, *adapter, cfg.phases) / total_flops(cfg, *adapter, cfg.baseline_phases());
+  const double ratio3 = total_flops(f, *adapter, f.phases) / total_flops(f, *adapter, f.baseline_phases());
+  CHECK(ratio3 == Approx(ratio1).epsilon(0.02));  // up to rounding the last phase to whole steps
+
+  CHECK_THROWS_WITH(scale_budget(cfg, *adapter, 0, BudgetRule::proportional), Catch::Contains("--budget"));
+  CHECK_THROWS_WITH(scale_budget(cfg, *adapter, NAN, BudgetRule::fixed_small), Catch::Contains("--budget"));
+  // At 0.25× the fixed phases alone cost more than the whole V-cycle may.
+  CHECK_THROWS_WITH(scale_budget(cfg, *adapter, 0.25, BudgetRule::fixed_small), Catch::Contains("fixed_small"));
+  CHECK_THROWS_WITH(budget_rule_from_name("linear", "--rule"), Catch::Contains("valid: fixed_small, proportional"));
+}
+
+TEST_CASE("study: 2 budgets × 2 baseline lrs; study.json matches the sub-runs' metrics", "[study]") {
+  test::TempDir dir("study");
+  test::prepare_fixture_corpus(dir.str("data"));
+  const std::string out = dir.str("out");
+  test::write_text(dir.str("c.yaml"), tiny_config(dir.str("data"), out));
+  const auto r = test::run_cli({"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3", "--quiet"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("vcycle study") != std::string::npos);
+
+  const fs::path study = fs::path(out) / "study";
+  std::ifstream in(study / "study.json");
+  const json s = json::parse(in);
+  REQUIRE(s["cells"].size() == 2);
+  CHECK(s["rule"] == "fixed_small");
+  CHECK(s["vcycle_lr_trials"] == 1);
+  for (const auto& c : s["cells"]) {
+    const double m = c["budget"];
+    INFO("budget " << m);
+    const std::string cell = (study / ("b" + std::string(m == 1 ? "1" : "2")) / "s7").string();
+    // The target is the better of the two baselines' final losses.
+    const double l_lo = final_loss(cell + "/baseline-lr0.001/metrics.jsonl");
+    const double l_hi = final_loss(cell + "/baseline-lr0.003/metrics.jsonl");
+    const double target = std::min(l_lo, l_hi);
+    CHECK(c["target_loss"].get<double>() == target);
+    CHECK(c["best_lr"].get<double>() == (l_lo <= l_hi ? 1e-3 : 3e-3));
+    const std::string best = cell + (l_lo <= l_hi ? "/baseline-lr0.001" : "/baseline-lr0.003") + "/metrics.jsonl";
+    const double base_flops = *flops_to(best, target);
+    CHECK(c["baseline_flops_to_target"].get<double>() == Approx(base_flops).epsilon(1e-12));
+    const auto vc_flops = flops_to(cell + "/vcycle/metrics.jsonl", target);
+    CHECK(c["vcycle_final_val_loss"].get<double>() == final_loss(cell + "/vcycle/metrics.jsonl"));
+    if (vc_flops) {
+      CHECK(c["vcycle_flops_to_target"].get<double>() == Approx(*vc_flops).epsilon(1e-12));
+      CHECK(c["flop_savings"].get<double>() == Approx(1 - *vc_flops / base_flops).epsilon(1e-12));
+    } else {
+      CHECK(c["vcycle_flops_to_target"].is_null());
+      CHECK(c["flop_savings"].is_null());
+    }
+  }
+  CHECK(fs::exists(study / "study.md"));
+  // The 2× baseline ran twice the steps of the 1× one.
+  CHECK(s["cells"][1]["baseline_train_flops"].get<double>() == Approx(2 * s["cells"][0]["baseline_train_flops"].get<double>()));
+
+  // Run again: every sub-run is finished with the same config, so nothing trains and study.json is the same.
+  const auto metrics_time = fs::last_write_time(study / "b2/s7/vcycle/metrics.jsonl");
+  const auto again = test::run_cli({"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3"});
+  REQUIRE(again.exit_code == 0);
+  CHECK(again.output.find("reusing it") != std::string::npos);
+  CHECK(fs::last_write_time(study / "b2/s7/vcycle/metrics.jsonl") == metrics_time);
+  std::ifstream in2(study / "study.json");
+  json s2 = json::parse(in2);
+  CHECK(s2["cells"] == s["cells"]);
+}
+
+TEST_CASE("study: bad flags exit 2 naming the flag, before anything is written", "[study]") {
+  test::TempDir dir("study-bad");
+  test::prepare_fixture_corpus(dir.str("data"));
+  test::write_text(dir.str("c.yaml"), tiny_config(dir.str("data"), dir.str("out")));
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--budgets", "0,1"}, "--budgets"},
+      {{"--budgets", "1,inf"}, "--budgets"},
+      {{"--baseline-lrs", "-1e-3"}, "--baseline-lrs"},
+      {{"--seeds", "0"}, "--seeds"},
+      {{"--rule", "linear"}, "--rule"},
+  };
+  for (const auto& [flags, name] : cases) {
+    std::vector<std::string> args{"study", dir.str("c.yaml")};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const auto r = test::run_cli(args);
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find(name) != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(dir.str("out")));
+}
