@@ -40,6 +40,10 @@ std::string cell_dir(double budget, int64_t seed) { return fmt::format("b{:g}/s{
 std::string baseline_dir(double budget, int64_t seed, double lr) {
   return fmt::format("{}/baseline-lr{:g}", cell_dir(budget, seed), lr);
 }
+// The V-cycle's directory names its rule: the baselines of a cell serve every rule.
+std::string vcycle_dir(double budget, int64_t seed, BudgetRule rule) {
+  return fmt::format("{}/vcycle-{}", cell_dir(budget, seed), budget_rule_name(rule));
+}
 
 // The plan: what was asked, and where each sub-run lives (relative to the study directory).
 json study_plan(const RunConfig& cfg, const StudyOptions& o, const std::vector<double>& lrs) {
@@ -49,7 +53,7 @@ json study_plan(const RunConfig& cfg, const StudyOptions& o, const std::vector<d
     for (double m : o.budgets) {
       json baselines = json::array();
       for (double lr : lrs) baselines.push_back({{"lr", lr}, {"dir", baseline_dir(m, seed, lr)}});
-      cells.push_back({{"budget", m}, {"seed", seed}, {"baselines", baselines}, {"vcycle", cell_dir(m, seed) + "/vcycle"}});
+      cells.push_back({{"budget", m}, {"seed", seed}, {"baselines", baselines}, {"vcycle", vcycle_dir(m, seed, o.rule)}});
     }
   }
   return {{"config", cfg.file},      {"rule", budget_rule_name(o.rule)}, {"budgets", o.budgets},
@@ -105,7 +109,7 @@ StudySummary run_study(const RunConfig& cfg, const ModelAdapter& adapter, const 
         runs.run(cb, cb.baseline_phases(), (dir / baseline_dir(m, c.seed, lr)).string(),
                  fmt::format("b{:g} s{} baseline lr {:g}", m, c.seed, lr));
       }
-      runs.run(c, c.phases, (dir / cell_dir(m, c.seed) / "vcycle").string(), fmt::format("b{:g} s{} vcycle", m, c.seed));
+      runs.run(c, c.phases, (dir / vcycle_dir(m, c.seed, o.rule)).string(), fmt::format("b{:g} s{} vcycle", m, c.seed));
     }
   }
   return write_study_report(dir.string());

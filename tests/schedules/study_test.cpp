@@ -136,8 +136,8 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs; study.json matches the sub-runs' 
     const std::string best = cell + (l_lo <= l_hi ? "/baseline-lr0.001" : "/baseline-lr0.003") + "/metrics.jsonl";
     const double base_flops = *flops_to(best, target);
     CHECK(c["baseline_flops_to_target"].get<double>() == Approx(base_flops).epsilon(1e-12));
-    const auto vc_flops = flops_to(cell + "/vcycle/metrics.jsonl", target);
-    CHECK(c["vcycle_final_val_loss"].get<double>() == final_loss(cell + "/vcycle/metrics.jsonl"));
+    const auto vc_flops = flops_to(cell + "/vcycle-fixed_small/metrics.jsonl", target);
+    CHECK(c["vcycle_final_val_loss"].get<double>() == final_loss(cell + "/vcycle-fixed_small/metrics.jsonl"));
     if (vc_flops) {
       CHECK(c["vcycle_flops_to_target"].get<double>() == Approx(*vc_flops).epsilon(1e-12));
       CHECK(c["flop_savings"].get<double>() == Approx(1 - *vc_flops / base_flops).epsilon(1e-12));
@@ -151,11 +151,11 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs; study.json matches the sub-runs' 
   CHECK(s["cells"][1]["baseline_train_flops"].get<double>() == Approx(2 * s["cells"][0]["baseline_train_flops"].get<double>()));
 
   // Run again: every sub-run is finished with the same config, so nothing trains and study.json is the same.
-  const auto metrics_time = fs::last_write_time(study / "b2/s7/vcycle/metrics.jsonl");
+  const auto metrics_time = fs::last_write_time(study / "b2/s7/vcycle-fixed_small/metrics.jsonl");
   const auto again = test::run_cli({"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3"});
   REQUIRE(again.exit_code == 0);
   CHECK(again.output.find("reusing it") != std::string::npos);
-  CHECK(fs::last_write_time(study / "b2/s7/vcycle/metrics.jsonl") == metrics_time);
+  CHECK(fs::last_write_time(study / "b2/s7/vcycle-fixed_small/metrics.jsonl") == metrics_time);
   std::ifstream in2(study / "study.json");
   json s2 = json::parse(in2);
   CHECK(s2["cells"] == s["cells"]);

@@ -9,7 +9,7 @@
 //      is chosen on the validation data), and its cost to reach L*(m) is read off its eval curve
 //      by linear interpolation, exactly as the run report does (report.h).
 // Every sub-run is an ordinary run directory under <output>/study/:
-//   b<m>/s<seed>/baseline-lr<lr>/   b<m>/s<seed>/vcycle/
+//   b<m>/s<seed>/baseline-lr<lr>/   b<m>/s<seed>/vcycle-<rule>/
 // so a finished one with the same config is reused and an unfinished one continues with `resume`.
 // Writes study_plan.json (what was asked), study.json and study.md (the results, recomputable from
 // the plan and the sub-runs' metrics alone: write_study_report) and, with gnuplot, study_savings.svg
