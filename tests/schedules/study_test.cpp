@@ -71,7 +71,7 @@ double final_loss(const std::string& metrics) {
 
 }  // namespace
 
-TEST_CASE("budget: proportional scales every phase; fixed_small keeps all but the last and the FLOP ratio", "[study]") {
+TEST_CASE("budget: proportional scales every phase, fixed_small keeps all but the last and the FLOP ratio", "[study]") {
   test::TempDir dir("budget");
   test::prepare_fixture_corpus(dir.str("data"));
   test::write_text(dir.str("c.yaml"), tiny_config(dir.str("data"), dir.str("out")));
@@ -107,7 +107,7 @@ TEST_CASE("budget: proportional scales every phase; fixed_small keeps all but th
   CHECK_THROWS_WITH(budget_rule_from_name("linear", "--rule"), Catch::Contains("valid: fixed_small, proportional"));
 }
 
-TEST_CASE("study: 2 budgets × 2 baseline lrs; study.json matches the sub-runs' metrics", "[study]") {
+TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-runs' metrics", "[study]") {
   test::TempDir dir("study");
   test::prepare_fixture_corpus(dir.str("data"));
   const std::string out = dir.str("out");
