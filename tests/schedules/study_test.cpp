@@ -182,3 +182,25 @@ TEST_CASE("study: bad flags exit 2 naming the flag, before anything is written",
   }
   CHECK_FALSE(fs::exists(dir.str("out")));
 }
+
+TEST_CASE("run --budget 2 trains the scaled config into <output>-x2", "[study]") {
+  test::TempDir dir("run-budget");
+  test::prepare_fixture_corpus(dir.str("data"));
+  const std::string out = dir.str("out");
+  test::write_text(dir.str("c.yaml"), tiny_config(dir.str("data"), out));
+  const auto r = test::run_cli({"run", dir.str("c.yaml"), "--budget", "2", "--rule", "proportional", "--quiet"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_FALSE(fs::exists(out));
+  // The steps each run took, from its phase_end rows: the baseline 2 × 16, the phases 2 × (4, 12, 8).
+  auto steps = [](const std::string& metrics) {
+    std::vector<int64_t> s;
+    for (const auto& line : read_jsonl_lines(metrics)) {
+      const json row = json::parse(line);
+      if (row["type"] == "phase_end") s.push_back(row["steps"]);
+    }
+    return s;
+  };
+  CHECK(steps(out + "-x2/baseline/metrics.jsonl") == std::vector<int64_t>{32});
+  CHECK(steps(out + "-x2/vcycle/metrics.jsonl") == std::vector<int64_t>{8, 24, 16});
+}
