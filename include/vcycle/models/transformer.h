@@ -5,10 +5,32 @@
 
 #include <cstdint>
 
+#include "vcycle/core/yaml_util.h"
 #include "vcycle/operators/level_shape.h"
 #include "vcycle/operators/param_map.h"
 
 namespace vcycle {
+
+// Reads the block sizes every built-in transformer shares (GPT, BERT, ViT) from a model section:
+// layers, hidden, heads, optional head_size (default hidden / heads, which must divide) and
+// optional ffn (default 4·hidden).
+template <class Config>
+void read_transformer_sizes(YamlReader& r, Config& c) {
+  c.layers = r.get_positive<int64_t>("layers");
+  c.hidden = r.get_positive<int64_t>("hidden");
+  c.heads = r.get_positive<int64_t>("heads");
+  if (r.has("head_size")) {
+    c.head_size = r.get_positive<int64_t>("head_size");
+  } else {
+    if (c.hidden % c.heads != 0) {
+      r.fail("heads", "hidden (" + std::to_string(c.hidden) + ") is not divisible by heads (" + std::to_string(c.heads) +
+                          "); set head_size explicitly");
+    }
+    c.head_size = c.hidden / c.heads;
+  }
+  c.ffn = r.get_or<int64_t>("ffn", 4 * c.hidden);
+  if (c.ffn <= 0) r.fail("ffn", "must be > 0, got " + std::to_string(c.ffn));
+}
 
 // The shape of a standard transformer config: {hidden: d, heads: H·h, ffn: f}, layers L.
 template <class Config>
