@@ -151,12 +151,7 @@ std::string markdown(const json& r) {
 // Writes the plot data and a gnuplot script, and runs gnuplot if it is installed.
 std::string plot(const std::string& out, const RunMetrics& base, const RunMetrics& vc, double target) {
   const fs::path dir(out);
-  for (const RunMetrics* m : {&base, &vc}) {
-    std::ostringstream dat;
-    dat << "# train_flops wall_s val_loss\n";
-    for (const auto& p : m->curve) dat << fmt::format("{:.6g} {:.6g} {:.6g}\n", p.flops, p.wall, p.loss);
-    write_file_atomic((dir / ("curve_" + m->name + ".dat")).string(), dat.str());
-  }
+  for (const RunMetrics* m : {&base, &vc}) write_curve_data((dir / ("curve_" + m->name + ".dat")).string(), m->curve);
   std::ostringstream gp;
   gp << "set terminal svg size 900,540 dynamic\nset grid\nset key top right\nset ylabel 'validation loss'\n";
   auto panel = [&](const std::string& file, const std::string& xlabel, int column, const std::vector<double>& marks) {
@@ -174,6 +169,13 @@ std::string plot(const std::string& out, const RunMetrics& base, const RunMetric
 }
 
 }  // namespace
+
+void write_curve_data(const std::string& path, const std::vector<CurvePoint>& curve) {
+  std::ostringstream dat;
+  dat << "# train_flops wall_s val_loss\n";
+  for (const auto& p : curve) dat << fmt::format("{:.6g} {:.6g} {:.6g}\n", p.flops, p.wall, p.loss);
+  write_file_atomic(path, dat.str());
+}
 
 std::string run_gnuplot(const std::string& script, const std::string& what) {
   const std::string name = fs::path(script).filename().string();

@@ -125,10 +125,17 @@ std::optional<double> ratio_saving(const std::optional<CrossingCost>& vc, const 
 
 json optional_json(const std::optional<double>& x) { return x ? json(*x) : json(nullptr); }
 
-// One (budget, seed) cell: the tuned baseline's target and the V-cycle's cost to reach it.
-json cell_result(const fs::path& dir, const json& cell) {
-  json baselines = json::array();
+// The curves a cell's plot shows: its best baseline's and its V-cycle's.
+struct CellCurves {
   RunCurve best;
+  RunCurve vcycle;
+};
+
+// One (budget, seed) cell: the tuned baseline's target and the V-cycle's cost to reach it. The two
+// curves it compared go to `curves`, for the plots.
+json cell_result(const fs::path& dir, const json& cell, CellCurves& curves) {
+  json baselines = json::array();
+  RunCurve& best = curves.best;
   double best_lr = 0;
   for (const auto& b : cell.at("baselines")) {
     const RunCurve r = read_run_curve((dir / b.at("dir").get<std::string>()).string());
@@ -138,7 +145,8 @@ json cell_result(const fs::path& dir, const json& cell) {
       best_lr = b.at("lr").get<double>();
     }
   }
-  const RunCurve vc = read_run_curve((dir / cell.at("vcycle").get<std::string>()).string());
+  curves.vcycle = read_run_curve((dir / cell.at("vcycle").get<std::string>()).string());
+  const RunCurve& vc = curves.vcycle;
   const double target = best.final_loss;
   const CrossingCost base_cost = *first_crossing(best.curve, target);  // its own final loss: reached
   const auto vc_cost = first_crossing(vc.curve, target);
@@ -215,16 +223,9 @@ std::string study_markdown(const json& s) {
   return md.str();
 }
 
-void write_curve(const fs::path& path, const RunCurve& r) {
-  std::ostringstream dat;
-  dat << "# train_flops wall_s val_loss\n";
-  for (const auto& p : r.curve) dat << fmt::format("{:.6g} {:.6g} {:.6g}\n", p.flops, p.wall, p.loss);
-  write_file_atomic(path.string(), dat.str());
-}
-
 // The savings-vs-budget plot and, per budget, the loss-vs-FLOPs curves of the first seed's best
 // baseline and V-cycle.
-std::string study_plots(const fs::path& dir, const json& plan, const json& s) {
+std::string study_plots(const fs::path& dir, const json& s, const std::vector<CellCurves>& curves) {
   std::ostringstream dat, gp;
   for (const auto& c : s.at("cells")) {
     if (c.at("flop_savings").is_number()) {
@@ -237,18 +238,13 @@ std::string study_plots(const fs::path& dir, const json& plan, const json& s) {
   gp << "set output '" << (dir / "study_savings.svg").string() << "'\nset xlabel 'budget (× the config)'\n"
      << "set ylabel 'FLOP saving at equal loss (%)'\nset yzeroaxis\n"
      << "plot '" << (dir / "study_savings.dat").string() << "' using 1:3 with points pt 7 title 'V-cycle vs tuned baseline', 0 with lines dt 3 notitle\n";
-  const int64_t first_seed = plan.at("cells").at(0).at("seed").get<int64_t>();
+  const int64_t first_seed = s.at("cells").at(0).at("seed").get<int64_t>();
   for (size_t i = 0; i < s.at("cells").size(); ++i) {
     const json& c = s.at("cells").at(i);
-    const json& pc = plan.at("cells").at(i);
     if (c.at("seed").get<int64_t>() != first_seed) continue;
     const std::string tag = fmt::format("b{:g}", c.at("budget").get<double>());
-    std::string best_dir;
-    for (const auto& b : pc.at("baselines")) {
-      if (b.at("lr").get<double>() == c.at("best_lr").get<double>()) best_dir = b.at("dir");
-    }
-    write_curve(dir / ("curve_" + tag + "_baseline.dat"), read_run_curve((dir / best_dir).string()));
-    write_curve(dir / ("curve_" + tag + "_vcycle.dat"), read_run_curve((dir / pc.at("vcycle").get<std::string>()).string()));
+    write_curve_data((dir / ("curve_" + tag + "_baseline.dat")).string(), curves[i].best.curve);
+    write_curve_data((dir / ("curve_" + tag + "_vcycle.dat")).string(), curves[i].vcycle.curve);
     gp << fmt::format("set output '{}'\nset xlabel 'training FLOPs'\nset ylabel 'validation loss'\nset yrange [*:*]\n"
                       "plot '{}' using 1:3 with linespoints title 'best baseline (lr {:g})', '{}' using 1:3 with linespoints "
                       "title 'V-cycle', {:.6g} with lines dt 3 title 'L*'\n",
@@ -276,9 +272,10 @@ StudySummary write_study_report(const std::string& dir_str) {
   }
   json s{{"config", plan.at("config")},           {"rule", plan.at("rule")}, {"baseline_lrs", plan.at("baseline_lrs")},
          {"vcycle_lr_trials", plan.at("vcycle_lr_trials")}, {"cells", json::array()}, {"budgets_summary", json::array()}};
-  for (const auto& cell : plan.at("cells")) s["cells"].push_back(cell_result(dir, cell));
+  std::vector<CellCurves> curves(plan.at("cells").size());
+  for (size_t i = 0; i < curves.size(); ++i) s["cells"].push_back(cell_result(dir, plan.at("cells").at(i), curves[i]));
   for (const auto& m : plan.at("budgets")) s["budgets_summary"].push_back(budget_summary(s["cells"], m.get<double>()));
-  s["plot_note"] = study_plots(dir, plan, s);
+  s["plot_note"] = study_plots(dir, s, curves);
   StudySummary out;
   out.markdown = study_markdown(s);
   write_file_atomic((dir / "study.json").string(), s.dump(2) + "\n");

@@ -42,6 +42,9 @@ struct RunCurve {
 };
 RunCurve read_run_curve(const std::string& dir);
 
+// Writes a curve as gnuplot data: one "train_flops wall_s val_loss" line per point.
+void write_curve_data(const std::string& path, const std::vector<CurvePoint>& curve);
+
 // Runs gnuplot on `script` and returns a line for a report: which plots were made (`what`), or why
 // not (gnuplot missing or failing; the script stays for the user).
 std::string run_gnuplot(const std::string& script, const std::string& what);
