@@ -382,7 +382,7 @@ class CycleRunner {
     const double tok_s = recent_wall_ > 0 ? recent_tokens_ / recent_wall_ : 0;
     json row = {{"type", "train"},         {"phase", state_.phase},     {"level", phase.level},
                 {"step", state_.step},     {"lr", lr},                  {"grad_norm", grad_norm},
-                {"tokens_per_s", tok_s}};
+                {"tokens_per_s", tok_s},   {"optimizer_state_bytes", optim::state_bytes(*optimizer_)}};
     row["train_loss"] = std::isfinite(train_loss) ? json(train_loss) : json(nullptr);
     add_counters(row);
     emit(row);

@@ -44,6 +44,7 @@ struct RunMetrics {
   json last;                           // the last row (totals)
   double final_loss = NAN;
   std::optional<double> final_accuracy;  // the last eval row's val_accuracy, for models that report it (ViT)
+  std::optional<double> peak_state_bytes;  // the largest optimizer_state_bytes of its train rows
 };
 
 RunMetrics read_run(const std::string& dir, const std::string& name) {
@@ -64,6 +65,8 @@ RunMetrics read_run(const std::string& dir, const std::string& name) {
         m.curve.push_back({row.at("train_flops").get<double>(), row.at("wall_s").get<double>(), row.at("val_loss").get<double>()});
         m.final_loss = m.curve.back().loss;
         if (row.contains("val_accuracy") && row.at("val_accuracy").is_number()) m.final_accuracy = row.at("val_accuracy").get<double>();
+      } else if (type == "train" && row.contains("optimizer_state_bytes")) {
+        m.peak_state_bytes = std::max(m.peak_state_bytes.value_or(0), row.at("optimizer_state_bytes").get<double>());
       } else if (type == "phase_end") {
         m.phases.push_back(row);
       } else if (type == "transition") {
@@ -101,6 +104,7 @@ json run_json(const RunMetrics& m, const std::optional<CrossingCost>& at_target)
        {"flops_to_target", at_target ? json(at_target->flops) : json(nullptr)},
        {"wall_s_to_target", at_target ? json(at_target->wall) : json(nullptr)}};
   if (m.final_accuracy) r["final_val_accuracy"] = *m.final_accuracy;
+  r["peak_optimizer_state_bytes"] = m.peak_state_bytes ? json(*m.peak_state_bytes) : json(nullptr);
   return r;
 }
 
@@ -111,12 +115,13 @@ std::string markdown(const json& r) {
   std::ostringstream md;
   md << "# vcycle savings report\n\n";
   md << fmt::format("Target loss L* = baseline's final validation loss = **{:.4f}**\n\n", r["target_loss"].get<double>());
-  md << "| run | final val loss | train FLOPs | FLOPs to L* | train s | s to L* |\n|---|---|---|---|---|---|\n";
+  md << "| run | final val loss | train FLOPs | FLOPs to L* | train s | s to L* | peak optimizer state |\n"
+        "|---|---|---|---|---|---|---|\n";
   for (const char* name : {"baseline", "vcycle"}) {
     const json& x = r[name];
-    md << fmt::format("| {} | {:.4f} | {} | {} | {} | {} |\n", name, x["final_val_loss"].get<double>(),
+    md << fmt::format("| {} | {:.4f} | {} | {} | {} | {} | {} |\n", name, x["final_val_loss"].get<double>(),
                       num(x["total_train_flops"]), num(x["flops_to_target"]), num(x["train_wall_s"], "{:.1f}"),
-                      num(x["wall_s_to_target"], "{:.1f}"));
+                      num(x["wall_s_to_target"], "{:.1f}"), format_mib(x["peak_optimizer_state_bytes"]));
   }
   md << "\n";
   if (r["reached_target"].get<bool>()) {
@@ -188,9 +193,14 @@ std::string run_gnuplot(const std::string& script, const std::string& what) {
   return "Plots: " + what + ".";
 }
 
+std::string format_mib(const json& bytes) {
+  return bytes.is_number() ? fmt::format("{:.2f} MiB", bytes.get<double>() / (1 << 20)) : "n/a";
+}
+
 RunCurve read_run_curve(const std::string& dir) {
   const RunMetrics m = read_run(dir, fs::path(dir).filename().string());
-  return RunCurve{m.curve, m.final_loss, m.last.at("train_flops").get<double>(), m.last.at("wall_s").get<double>()};
+  return RunCurve{m.curve, m.final_loss, m.last.at("train_flops").get<double>(), m.last.at("wall_s").get<double>(),
+                  m.peak_state_bytes};
 }
 
 ReportSummary write_report(const std::string& output_dir) {

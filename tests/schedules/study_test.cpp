@@ -1,6 +1,7 @@
 // Budget scaling (schedules/budget.cpp) against hand-computed step counts, and `vcycle study` end to
-// end on a tiny GPT: 2 budgets × 2 baseline lrs, its study.json recomputed here from the sub-runs'
-// metrics alone, reuse of finished sub-runs, and bad flags.
+// end on a tiny GPT: 2 budgets × 2 baseline lrs × 2 V-cycle lr trials, its study.json recomputed here
+// from the sub-runs' metrics alone, a second study compared with the first as its reference, reuse of
+// finished sub-runs, and bad flags.
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -60,6 +61,18 @@ std::optional<double> flops_to(const std::string& metrics, double target) {
   return std::nullopt;
 }
 
+// The largest optimizer_state_bytes of a run's train rows, and its model's parameter count (from its
+// first phase_end row).
+std::pair<double, double> peak_state_and_params(const std::string& metrics) {
+  double peak = 0, params = 0;
+  for (const auto& line : read_jsonl_lines(metrics)) {
+    const json r = json::parse(line);
+    if (r["type"] == "train") peak = std::max(peak, r["optimizer_state_bytes"].get<double>());
+    if (r["type"] == "phase_end" && params == 0) params = r["params"];
+  }
+  return {peak, params};
+}
+
 double final_loss(const std::string& metrics) {
   double last = NAN;
   for (const auto& line : read_jsonl_lines(metrics)) {
@@ -112,7 +125,8 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
   test::prepare_fixture_corpus(dir.str("data"));
   const std::string out = dir.str("out");
   test::write_text(dir.str("c.yaml"), tiny_config(dir.str("data"), out));
-  const auto r = test::run_cli({"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3", "--quiet"});
+  const auto r = test::run_cli(
+      {"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3", "--vcycle-lr-scales", "0.5,1", "--quiet"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK(r.output.find("vcycle study") != std::string::npos);
@@ -122,7 +136,8 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
   const json s = json::parse(in);
   REQUIRE(s["cells"].size() == 2);
   CHECK(s["rule"] == "fixed_small");
-  CHECK(s["vcycle_lr_trials"] == 1);
+  CHECK(s["vcycle_lr_scales"] == json::array({0.5, 1.0}));
+  CHECK(s["baseline_optimizer"] == "adamw");
   for (const auto& c : s["cells"]) {
     const double m = c["budget"];
     INFO("budget " << m);
@@ -136,8 +151,19 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
     const std::string best = cell + (l_lo <= l_hi ? "/baseline-lr0.001" : "/baseline-lr0.003") + "/metrics.jsonl";
     const double base_flops = *flops_to(best, target);
     CHECK(c["baseline_flops_to_target"].get<double>() == Approx(base_flops).epsilon(1e-12));
-    const auto vc_flops = flops_to(cell + "/vcycle-fixed_small/metrics.jsonl", target);
-    CHECK(c["vcycle_final_val_loss"].get<double>() == final_loss(cell + "/vcycle-fixed_small/metrics.jsonl"));
+    // The V-cycle kept is the trial (lr × 0.5 or × 1) with the lower final loss.
+    const double v_half = final_loss(cell + "/vcycle-fixed_small-lrx0.5/metrics.jsonl");
+    const double v_one = final_loss(cell + "/vcycle-fixed_small/metrics.jsonl");
+    CHECK(c["vcycle_lr_scale"].get<double>() == (v_half < v_one ? 0.5 : 1.0));
+    const std::string vc = cell + (v_half < v_one ? "/vcycle-fixed_small-lrx0.5" : "/vcycle-fixed_small") + "/metrics.jsonl";
+    const auto vc_flops = flops_to(vc, target);
+    CHECK(c["vcycle_final_val_loss"].get<double>() == std::min(v_half, v_one));
+    // AdamW keeps two fp32 moments per parameter: 8 bytes each, at the full size in both runs.
+    const auto [base_peak, base_params] = peak_state_and_params(best);
+    CHECK(base_peak == 8 * base_params);
+    CHECK(c["baseline_peak_optimizer_state_bytes"].get<double>() == base_peak);
+    CHECK(c["vcycle_peak_optimizer_state_bytes"].get<double>() == peak_state_and_params(vc).first);
+    CHECK(c["vcycle_peak_optimizer_state_bytes"].get<double>() == 8 * base_params);
     if (vc_flops) {
       CHECK(c["vcycle_flops_to_target"].get<double>() == Approx(*vc_flops).epsilon(1e-12));
       CHECK(c["flop_savings"].get<double>() == Approx(1 - *vc_flops / base_flops).epsilon(1e-12));
@@ -152,13 +178,46 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
 
   // Run again: every sub-run is finished with the same config, so nothing trains and study.json is the same.
   const auto metrics_time = fs::last_write_time(study / "b2/s7/vcycle-fixed_small/metrics.jsonl");
-  const auto again = test::run_cli({"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3"});
+  const auto again = test::run_cli(
+      {"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3", "--vcycle-lr-scales", "0.5,1"});
   REQUIRE(again.exit_code == 0);
   CHECK(again.output.find("reusing it") != std::string::npos);
   CHECK(fs::last_write_time(study / "b2/s7/vcycle-fixed_small/metrics.jsonl") == metrics_time);
   std::ifstream in2(study / "study.json");
   json s2 = json::parse(in2);
   CHECK(s2["cells"] == s["cells"]);
+
+  // A CAME study of the same model at 1×, compared with the AdamW study above as its reference.
+  const std::string came_out = dir.str("came");
+  std::string came_cfg = tiny_config(dir.str("data"), came_out);
+  for (size_t at = 0; (at = came_cfg.find("lr: ", at)) != std::string::npos; at += 20) came_cfg.insert(at, "optimizer: came, ");
+  test::write_text(dir.str("came.yaml"), came_cfg);
+  const auto rc = test::run_cli({"study", dir.str("came.yaml"), "--budgets", "1", "--baseline-lrs", "1e-3,3e-3", "--reference",
+                                 study.string(), "--quiet"});
+  INFO(rc.output);
+  REQUIRE(rc.exit_code == 0);
+  std::ifstream in3(fs::path(came_out) / "study" / "study.json");
+  const json sc = json::parse(in3);
+  REQUIRE(sc["cells"].size() == 1);
+  const json& v = sc["cells"][0]["vs_reference"];
+  const json& adamw_cell = s["cells"][0];
+  CHECK(v["optimizer"] == "adamw");
+  CHECK(v["target_loss"] == adamw_cell["target_loss"]);
+  const std::string came_vc = came_out + "/study/b1/s7/vcycle-fixed_small/metrics.jsonl";
+  const auto came_flops = flops_to(came_vc, adamw_cell["target_loss"].get<double>());
+  if (came_flops) {
+    CHECK(v["flop_savings"].get<double>() ==
+          Approx(1 - *came_flops / adamw_cell["baseline_flops_to_target"].get<double>()).epsilon(1e-12));
+  } else {
+    CHECK(v["flop_savings"].is_null());
+  }
+  const double came_peak = peak_state_and_params(came_vc).first;
+  CHECK(came_peak < adamw_cell["baseline_peak_optimizer_state_bytes"].get<double>() * 0.75);  // factored second moments
+  CHECK(v["memory_savings"].get<double>() ==
+        Approx(1 - came_peak / adamw_cell["baseline_peak_optimizer_state_bytes"].get<double>()).epsilon(1e-12));
+  std::ifstream md(fs::path(came_out) / "study" / "study.md");
+  const std::string md_text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  CHECK(md_text.find("the adamw baseline's loss") != std::string::npos);
 }
 
 TEST_CASE("study: bad flags exit 2 naming the flag, before anything is written", "[study]") {
@@ -170,6 +229,9 @@ TEST_CASE("study: bad flags exit 2 naming the flag, before anything is written",
       {{"--budgets", "1,inf"}, "--budgets"},
       {{"--baseline-lrs", "-1e-3"}, "--baseline-lrs"},
       {{"--seeds", "0"}, "--seeds"},
+      {{"--vcycle-lr-scales", "0"}, "--vcycle-lr-scales"},
+      {{"--baseline-lrs", "1e-3,2e-3", "--vcycle-lr-scales", "0.5,1,2"}, "--vcycle-lr-scales"},
+      {{"--reference", "/nonexistent/study"}, "--reference"},
       {{"--rule", "linear"}, "--rule"},
   };
   for (const auto& [flags, name] : cases) {

@@ -31,6 +31,14 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--baseline-lrs", args->options.baseline_lrs,
                   "the baseline's learning-rate grid, comma-separated (default: its config lr × 0.5, 1, 2)")
       ->delimiter(',');
+  cmd->add_option("--vcycle-lr-scales", args->options.vcycle_lr_scales,
+                  "the V-cycle's trials: every phase's lr times each scale, comma-separated; no more trials than the "
+                  "baseline's grid")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--reference", args->options.reference,
+                  "a finished study directory (e.g. the AdamW config's <output>/study) whose tuned baselines the "
+                  "V-cycle is also compared with: FLOPs to their loss and optimizer memory");
   cmd->add_option("--seeds", args->options.seeds, "seeds per budget (the config's seed, seed + 1, ...)")->capture_default_str();
   cmd->add_option("--rule", args->rule, "how the V-cycle's phases grow with the budget: fixed_small | proportional")
       ->capture_default_str();

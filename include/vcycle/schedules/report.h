@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace vcycle {
 
 struct CurvePoint {
@@ -39,8 +41,13 @@ struct RunCurve {
   double final_loss = 0;          // the last eval row's loss
   double total_flops = 0;         // training FLOPs of the whole run (operators included)
   double total_wall = 0;          // training seconds of the whole run
+  std::optional<double> peak_state_bytes;  // the largest optimizer state of its train rows; nullopt in
+                                           // runs logged before vcycle 0.3 recorded it
 };
 RunCurve read_run_curve(const std::string& dir);
+
+// "1.23 MiB" for a number of bytes, "n/a" for null (a run that did not record its optimizer state).
+std::string format_mib(const nlohmann::json& bytes);
 
 // Writes a curve as gnuplot data: one "train_flops wall_s val_loss" line per point.
 void write_curve_data(const std::string& path, const std::vector<CurvePoint>& curve);
