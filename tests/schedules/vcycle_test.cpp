@@ -117,6 +117,12 @@ TEST_CASE("2- and 3-level V-cycles run end to end and write a consistent report"
     CHECK(model_flops + ops == Approx(total).epsilon(1e-12));
     CHECK(report["baseline"]["operator_flops"].get<double>() == 0);
 
+    // Peak optimizer state: AdamW's two fp32 moments of the full model (8 bytes a parameter), in both
+    // runs: the V-cycle's largest level is the full one.
+    const double full_params = phases[0]["params"].get<double>();
+    CHECK(report["baseline"]["peak_optimizer_state_bytes"].get<double>() == 8 * full_params);
+    CHECK(report["vcycle"]["peak_optimizer_state_bytes"].get<double>() == 8 * full_params);
+
     // Transitions: one coalesce per level going down, one de-coalesce going up.
     int down = 0, up = 0;
     for (const auto& r : rows) {
