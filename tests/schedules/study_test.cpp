@@ -135,7 +135,7 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
   std::ifstream in(study / "study.json");
   const json s = json::parse(in);
   REQUIRE(s["cells"].size() == 2);
-  CHECK(s["rule"] == "fixed_small");
+  CHECK(s["rule"] == "proportional");  // the default rule
   CHECK(s["vcycle_lr_scales"] == json::array({0.5, 1.0}));
   CHECK(s["baseline_optimizer"] == "adamw");
   for (const auto& c : s["cells"]) {
@@ -152,10 +152,10 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
     const double base_flops = *flops_to(best, target);
     CHECK(c["baseline_flops_to_target"].get<double>() == Approx(base_flops).epsilon(1e-12));
     // The V-cycle kept is the trial (lr × 0.5 or × 1) with the lower final loss.
-    const double v_half = final_loss(cell + "/vcycle-fixed_small-lrx0.5/metrics.jsonl");
-    const double v_one = final_loss(cell + "/vcycle-fixed_small/metrics.jsonl");
+    const double v_half = final_loss(cell + "/vcycle-proportional-lrx0.5/metrics.jsonl");
+    const double v_one = final_loss(cell + "/vcycle-proportional/metrics.jsonl");
     CHECK(c["vcycle_lr_scale"].get<double>() == (v_half < v_one ? 0.5 : 1.0));
-    const std::string vc = cell + (v_half < v_one ? "/vcycle-fixed_small-lrx0.5" : "/vcycle-fixed_small") + "/metrics.jsonl";
+    const std::string vc = cell + (v_half < v_one ? "/vcycle-proportional-lrx0.5" : "/vcycle-proportional") + "/metrics.jsonl";
     const auto vc_flops = flops_to(vc, target);
     CHECK(c["vcycle_final_val_loss"].get<double>() == std::min(v_half, v_one));
     // AdamW keeps two fp32 moments per parameter: 8 bytes each, at the full size in both runs.
@@ -177,12 +177,12 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
   CHECK(s["cells"][1]["baseline_train_flops"].get<double>() == Approx(2 * s["cells"][0]["baseline_train_flops"].get<double>()));
 
   // Run again: every sub-run is finished with the same config, so nothing trains and study.json is the same.
-  const auto metrics_time = fs::last_write_time(study / "b2/s7/vcycle-fixed_small/metrics.jsonl");
+  const auto metrics_time = fs::last_write_time(study / "b2/s7/vcycle-proportional/metrics.jsonl");
   const auto again = test::run_cli(
       {"study", dir.str("c.yaml"), "--budgets", "1,2", "--baseline-lrs", "1e-3,3e-3", "--vcycle-lr-scales", "0.5,1"});
   REQUIRE(again.exit_code == 0);
   CHECK(again.output.find("reusing it") != std::string::npos);
-  CHECK(fs::last_write_time(study / "b2/s7/vcycle-fixed_small/metrics.jsonl") == metrics_time);
+  CHECK(fs::last_write_time(study / "b2/s7/vcycle-proportional/metrics.jsonl") == metrics_time);
   std::ifstream in2(study / "study.json");
   json s2 = json::parse(in2);
   CHECK(s2["cells"] == s["cells"]);
@@ -203,7 +203,7 @@ TEST_CASE("study: 2 budgets × 2 baseline lrs, and study.json matches the sub-ru
   const json& adamw_cell = s["cells"][0];
   CHECK(v["optimizer"] == "adamw");
   CHECK(v["target_loss"] == adamw_cell["target_loss"]);
-  const std::string came_vc = came_out + "/study/b1/s7/vcycle-fixed_small/metrics.jsonl";
+  const std::string came_vc = came_out + "/study/b1/s7/vcycle-proportional/metrics.jsonl";
   const auto came_flops = flops_to(came_vc, adamw_cell["target_loss"].get<double>());
   if (came_flops) {
     CHECK(v["flop_savings"].get<double>() ==
