@@ -140,10 +140,11 @@ class CycleRunner {
     state_.fingerprint = fingerprint;
     if (dist_.is_main()) metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), 0);
     torch::manual_seed(cfg_.seed);
-    module_ = adapter_.build(levels_.shape(1));
+    // A growth schedule starts at a smaller level, from a fresh initialisation of that shape.
+    state_.model_level = phases_.front().level;
+    module_ = adapter_.build(levels_.shape(state_.model_level));
     module_->to(device_);
     sync_module("the initial parameters");
-    state_.model_level = 1;
     evaluate();  // the curve starts at the initial loss
   }
 
@@ -227,7 +228,11 @@ class CycleRunner {
         theta_pre_[state_.model_level] = clone_tensors(current);
         moved = levels_.down(current, state_.model_level);
       } else {
-        moved = levels_.up(current, theta_pre_.at(phase.level), phase.level);
+        // Growth (a level never coalesced from) has no θ_pre: de-coalescing alone (the config
+        // loader refuses an explicit alpha < 1 there).
+        const auto pre = theta_pre_.find(phase.level);
+        moved = levels_.up(current, pre != theta_pre_.end() ? &pre->second : nullptr, phase.level,
+                           phase.interpolation.value_or(cfg_.levels.interpolation));
         theta_pre_.erase(phase.level);
       }
       std::optional<optim::NamedOptimizerState> carried;  // the state for the new optimizer

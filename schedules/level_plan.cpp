@@ -40,11 +40,18 @@ TransitionResult LevelPlan::down(const TensorMap& tensors, int level) const {
   return r;
 }
 
-TransitionResult LevelPlan::up(const TensorMap& small, const TensorMap& pre, int level) const {
+TransitionResult LevelPlan::up(const TensorMap& small, const TensorMap* pre, int level,
+                              const InterpolationConfig& interpolation) const {
   TransitionResult r;
-  const TensorMap deco = decoalesce(small, adapter_.param_map(), shape(level), factors_);
-  r.tensors = interpolate(pre, deco, cfg_.levels.alpha, cfg_.levels.interpolation_mode);
-  r.flops = elements(deco) + elements(r.tensors);
+  TensorMap deco = decoalesce(small, adapter_.param_map(), shape(level), factors_);
+  r.flops = elements(deco);
+  if (pre == nullptr) {
+    r.tensors = std::move(deco);
+    r.op = "decoalesce";
+    return r;
+  }
+  r.tensors = interpolate(*pre, deco, interpolation.alpha, interpolation.mode);
+  r.flops += elements(r.tensors);
   r.op = "decoalesce+interpolate";
   return r;
 }

@@ -28,6 +28,17 @@ std::vector<PhaseConfig> RunConfig::baseline_phases() const {
 // ---------------------------------------------------------------------------- sections
 namespace {
 
+// An `interpolation: { alpha, mode }` map (levels.interpolation or a phase's own).
+InterpolationConfig parse_interpolation(const YAML::Node& node, const std::string& file, const std::string& path) {
+  YamlReader ip(node, file, path);
+  InterpolationConfig c;
+  c.alpha = ip.get_or<double>("alpha", 0.5);
+  if (!(c.alpha >= 0 && c.alpha <= 1)) ip.fail("alpha", "must be in [0, 1], got " + std::to_string(c.alpha));
+  c.mode = sections::parse_enum(ip, "mode", InterpolationMode::fixed, {InterpolationMode::fixed, InterpolationMode::norm_matched});
+  ip.finish();
+  return c;
+}
+
 PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const std::string& path, bool has_level) {
   YamlReader r(node, file, path);
   if (!node.IsDefined() || node.IsNull()) throw ConfigError(file, path, "missing (expected a map)");
@@ -41,24 +52,60 @@ PhaseConfig parse_phase(const YAML::Node& node, const std::string& file, const s
   if (p.batch_size < 0) r.fail("batch_size", "must be > 0 (or 0 for data.batch_size), got " + std::to_string(p.batch_size));
   p.grad_accum = r.get_or<int64_t>("grad_accum", 0);
   if (p.grad_accum < 0) r.fail("grad_accum", "must be > 0 (or 0 for data.grad_accum), got " + std::to_string(p.grad_accum));
+  if (has_level && r.has("interpolation")) p.interpolation = parse_interpolation(r.node("interpolation"), file, path + ".interpolation");
   r.finish();
   return p;
 }
 
-void check_v_shape(const std::vector<PhaseConfig>& phases, int count, const std::string& file, const YAML::Node& node) {
-  // 1 -> 2 -> ... -> K -> ... -> 2 -> 1: exactly 2K-1 phases, one level step at a time.
-  std::vector<int> expected;
-  for (int l = 1; l <= count; ++l) expected.push_back(l);
-  for (int l = count - 1; l >= 1; --l) expected.push_back(l);
-  std::string want, got;
-  for (int l : expected) want += (want.empty() ? "" : " -> ") + std::to_string(l);
-  for (const auto& p : phases) got += (got.empty() ? "" : " -> ") + std::to_string(p.level);
-  bool ok = phases.size() == expected.size();
-  for (size_t i = 0; ok && i < phases.size(); ++i) ok = phases[i].level == expected[i];
-  if (!ok) {
+// The phases walk the levels one step at a time and end at level 1 (the full model), visiting every
+// level up to levels.count: a V (1 -> ... -> K -> ... -> 1), growth (K -> ... -> 1, from a fresh
+// small model), repeated cycles (1 -> 2 -> 1 -> 2 -> 1) or any mix. An up-step to a level that was
+// never coalesced from has no θ_pre to blend with: it de-coalesces only, so an explicit alpha < 1
+// there is an error.
+void check_level_walk(const std::vector<PhaseConfig>& phases, int count, const std::string& file, const YAML::Node& node) {
+  auto where = [&](size_t i) { return yaml_where(file, node[i]); };
+  auto key = [](size_t i, const std::string& k) { return "phases[" + std::to_string(i) + "]." + k; };
+  std::string walk;
+  for (const auto& p : phases) walk += (walk.empty() ? "" : " -> ") + std::to_string(p.level);
+  std::vector<bool> has_pre(static_cast<size_t>(count) + 2, false);  // θ_pre(level) saved by a coalescing
+  int deepest = 0;
+  for (size_t i = 0; i < phases.size(); ++i) {
+    const PhaseConfig& p = phases[i];
+    if (p.level > count) {
+      throw ConfigError(where(i), key(i, "level"),
+                        "level " + std::to_string(p.level) + " is beyond levels.count = " + std::to_string(count) + " (walk " + walk + ")");
+    }
+    deepest = std::max(deepest, p.level);
+    const bool up = i > 0 && p.level == phases[i - 1].level - 1;
+    if (i > 0 && p.level != phases[i - 1].level + 1 && !up) {
+      throw ConfigError(where(i), key(i, "level"),
+                        "the walk must move one level at a time, but level " + std::to_string(p.level) + " follows level " +
+                            std::to_string(phases[i - 1].level) + " (walk " + walk + ")");
+    }
+    if (p.interpolation && !up) {
+      throw ConfigError(where(i), key(i, "interpolation"),
+                        "only a phase entered by an up-step (de-coalescing) interpolates; this phase " +
+                            std::string(i == 0 ? "starts the run" : "is entered by coalescing"));
+    }
+    if (i > 0 && !up) has_pre[static_cast<size_t>(phases[i - 1].level)] = true;
+    if (up) {
+      if (!has_pre[static_cast<size_t>(p.level)] && p.interpolation && p.interpolation->alpha < 1) {
+        throw ConfigError(where(i), key(i, "interpolation.alpha"),
+                          "level " + std::to_string(p.level) + " was never coalesced from before this up-step, so there is " +
+                              "no θ_pre to blend with: it de-coalesces only (alpha 1); remove interpolation or set alpha: 1");
+      }
+      has_pre[static_cast<size_t>(p.level)] = false;  // the next up-step to this level needs a new coalescing
+    }
+  }
+  if (phases.back().level != 1) {
+    throw ConfigError(where(phases.size() - 1), key(phases.size() - 1, "level"),
+                      "the walk must end at level 1 (the full model), but ends at level " + std::to_string(phases.back().level) +
+                          " (walk " + walk + ")");
+  }
+  if (deepest < count) {
     throw ConfigError(yaml_where(file, node), "phases",
-                      "levels must walk the V shape " + want + " for levels.count = " + std::to_string(count) +
-                          ", got " + (got.empty() ? "no phases" : got));
+                      "levels.count = " + std::to_string(count) + " but no phase reaches level " + std::to_string(count) +
+                          " (walk " + walk + ")");
   }
 }
 
@@ -87,12 +134,7 @@ void parse_level_moves(YamlReader& l, LevelsConfig& levels) {
   levels.width_pairing = sections::parse_enum(p, "width", Pairing::halves, {Pairing::halves, Pairing::neighbors});
   levels.depth_pairing = sections::parse_enum(p, "depth", Pairing::halves, {Pairing::halves, Pairing::neighbors});
   p.finish();
-  YamlReader ip(l.node("interpolation"), l.file(), "levels.interpolation");
-  levels.alpha = ip.get_or<double>("alpha", 0.5);
-  if (!(levels.alpha >= 0 && levels.alpha <= 1)) ip.fail("alpha", "must be in [0, 1], got " + std::to_string(levels.alpha));
-  levels.interpolation_mode =
-      sections::parse_enum(ip, "mode", InterpolationMode::fixed, {InterpolationMode::fixed, InterpolationMode::norm_matched});
-  ip.finish();
+  levels.interpolation = parse_interpolation(l.node("interpolation"), l.file(), "levels.interpolation");
 }
 
 LevelsConfig parse_levels(YamlReader& r) {
@@ -124,7 +166,8 @@ void parse_phases(YamlReader& r, RunConfig& cfg) {
     for (size_t i = 0; i < phases.size(); ++i) {
       cfg.phases.push_back(parse_phase(phases[i], r.file(), "phases[" + std::to_string(i) + "]", true));
     }
-    check_v_shape(cfg.phases, cfg.levels.count, r.file(), phases);
+    if (cfg.phases.empty()) r.fail("phases", "is empty: list the phases, or remove the key for a baseline-only config");
+    check_level_walk(cfg.phases, cfg.levels.count, r.file(), phases);
   }
   if (r.has("baseline")) cfg.baseline = parse_phase(r.node("baseline"), r.file(), "baseline", false);
   if (cfg.phases.empty() && !cfg.baseline) r.fail("baseline", "the config has neither phases nor a baseline: nothing to train");
@@ -217,13 +260,16 @@ std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConf
   if (phases.size() > 1) {
     const auto& l = cfg.levels;
     out << YAML::Key << "levels" << YAML::Value << YAML::BeginSeq << l.count << l.width_factor << l.depth_factor
-        << to_string(l.width_pairing) << to_string(l.depth_pairing) << l.alpha << to_string(l.interpolation_mode)
+        << to_string(l.width_pairing) << to_string(l.depth_pairing) << l.interpolation.alpha << to_string(l.interpolation.mode)
         << to_string(l.optimizer_state) << YAML::EndSeq;
   }
   out << YAML::Key << "phases" << YAML::Value << YAML::BeginSeq;
   for (const auto& p : phases) {
     out << YAML::BeginSeq << p.level << p.steps << p.optimizer << p.lr << p.warmup << lr_schedule_name(p.schedule)
-        << p.min_lr_ratio << p.batch_size << p.grad_accum << YAML::EndSeq;
+        << p.min_lr_ratio << p.batch_size << p.grad_accum;
+    // Only when set, so that the fingerprints of runs without it stay what they were.
+    if (p.interpolation) out << p.interpolation->alpha << to_string(p.interpolation->mode);
+    out << YAML::EndSeq;
   }
   out << YAML::EndSeq;
   if (cfg.optimizers.IsDefined()) out << YAML::Key << "optimizers" << YAML::Value << cfg.optimizers;

@@ -97,7 +97,7 @@ TEST_CASE("malformed configs name the key at fault", "[config]") {
       {"layers: 2", "layers: two", "model.layers", "expected an integer"},
       {"/train.bin", "/missing.bin", "data.train", "does not exist"},
       {"alpha: 0.5", "alpha: 1.5", "levels.interpolation.alpha", "[0, 1]"},
-      {"{ level: 2, steps: 10", "{ level: 1, steps: 10", "phases", "V shape"},
+      {"{ level: 2, steps: 10", "{ level: 1, steps: 10", "phases[1].level", "one level at a time"},
       {"optimizer: adamw, lr: 2e-3", "optimizer: sgd, lr: 2e-3", "phases[1].optimizer", "valid: "},
       {"schedule: constant", "schedule: linear", "phases[2].schedule", "valid: constant, cosine"},
       {"type: gpt", "type: rnn", "model.type", "valid: gpt"},

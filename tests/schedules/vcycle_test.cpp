@@ -24,13 +24,8 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string cycle_config(const std::string& data, const std::string& out, int levels) {
-  std::string phases;
-  const int steps[] = {6, 8, 10};
-  for (int l = 1; l <= levels; ++l) {
-    phases += "  - { level: " + std::to_string(l) + ", steps: " + std::to_string(steps[l - 1]) + ", lr: 3e-3, warmup: 2 }\n";
-  }
-  for (int l = levels - 1; l >= 1; --l) phases += "  - { level: " + std::to_string(l) + ", steps: 9, lr: 2e-3 }\n";
+// A tiny GPT config with `levels` levels and the given `phases:` list (YAML lines).
+std::string config_with_phases(const std::string& data, const std::string& out, int levels, const std::string& phases) {
   return "name: tiny\nseed: 5\nthreads: 1\n"
          "model: { type: gpt, layers: 4, hidden: 32, heads: 4, head_size: 8, ffn: 64, context: 16 }\n"
          "data: { train: " + data + "/train.bin, valid: " + data + "/valid.bin, batch_size: 4 }\n"
@@ -40,6 +35,17 @@ std::string cycle_config(const std::string& data, const std::string& out, int le
          "eval: { every: 4, batches: 2 }\n"
          "train: { log_every: 2, checkpoint_every: 3 }\n"
          "output: " + out + "\n";
+}
+
+// The V-cycle 1 -> ... -> levels -> ... -> 1.
+std::string cycle_config(const std::string& data, const std::string& out, int levels) {
+  std::string phases;
+  const int steps[] = {6, 8, 10};
+  for (int l = 1; l <= levels; ++l) {
+    phases += "  - { level: " + std::to_string(l) + ", steps: " + std::to_string(steps[l - 1]) + ", lr: 3e-3, warmup: 2 }\n";
+  }
+  for (int l = levels - 1; l >= 1; --l) phases += "  - { level: " + std::to_string(l) + ", steps: 9, lr: 2e-3 }\n";
+  return config_with_phases(data, out, levels, phases);
 }
 
 std::vector<json> rows_of(const std::string& path) {
@@ -187,6 +193,37 @@ TEST_CASE("a 3-level V-cycle killed at >= 10 points and resumed equals the unint
   REQUIRE(last.exit_code == 0);
 
   check_same_run(dir.str("a/vcycle"), dir.str("b/vcycle"));
+}
+
+TEST_CASE("growth and repeated-cycle schedules killed and resumed equal the uninterrupted run", "[vcycle][resume][walk]") {
+  test::TempDir dir("walkkill");
+  test::prepare_fixture_corpus(dir.str("data"));
+  const std::vector<std::pair<std::string, std::vector<int>>> walks = {{"growth", {2, 1}}, {"repeated", {1, 2, 1, 2, 1}}};
+  for (const auto& [name, levels] : walks) {
+    INFO(name);
+    std::string phases;
+    for (int l : levels) phases += "  - { level: " + std::to_string(l) + ", steps: 7, lr: 3e-3, warmup: 2 }\n";
+    test::write_text(dir.str(name + "a.yaml"), config_with_phases(dir.str("data"), dir.str(name + "a"), 2, phases));
+    test::write_text(dir.str(name + "b.yaml"), config_with_phases(dir.str("data"), dir.str(name + "b"), 2, phases));
+    const auto full = test::run_cli({"run", dir.str(name + "a.yaml"), "--quiet", "--no-baseline"});
+    INFO(full.output);
+    REQUIRE(full.exit_code == 0);
+    const int total_rows = test::count_lines(dir.str(name + "a/vcycle/metrics.jsonl"));
+    const std::string metrics_b = dir.str(name + "b/vcycle/metrics.jsonl");
+    int kills = 0;
+    for (int i = 1; i <= 6; ++i) {
+      const int rows = std::max(test::count_lines(metrics_b) + 1, total_rows * i / 7);
+      const auto r = test::run_cli({"run", dir.str(name + "b.yaml"), "--quiet", "--no-baseline", "--resume"}, metrics_b, rows);
+      INFO(r.output);
+      if (r.killed) ++kills;
+      else REQUIRE(r.exit_code == 0);
+    }
+    CHECK(kills >= 4);
+    const auto last = test::run_cli({"run", dir.str(name + "b.yaml"), "--quiet", "--no-baseline", "--resume"});
+    INFO(last.output);
+    REQUIRE(last.exit_code == 0);
+    check_same_run(dir.str(name + "a/vcycle"), dir.str(name + "b/vcycle"));
+  }
 }
 
 // The worst moment for a kill is half-way through writing a checkpoint. VCYCLE_KILL_DURING_WRITE=N

@@ -36,6 +36,12 @@ enum class OnNonfinite {
 std::string to_string(OptimizerStateMode mode);
 std::string to_string(OnNonfinite mode);
 
+// How an up-step blends the de-coalesced model with θ_pre: (1 − alpha)·θ_pre + alpha·deco.
+struct InterpolationConfig {
+  double alpha = 0.5;
+  InterpolationMode mode = InterpolationMode::fixed;
+};
+
 // One training phase: `steps` optimizer steps at `level` with its own optimizer and LR schedule.
 struct PhaseConfig {
   int level = 1;                                // 1 = full model, K = smallest
@@ -47,6 +53,8 @@ struct PhaseConfig {
   double min_lr_ratio = 0.1;                    // cosine decays to lr·min_lr_ratio
   int64_t batch_size = 0;                       // micro-batch rows; 0 = data.batch_size
   int64_t grad_accum = 0;                       // micro-batches per step; 0 = data.grad_accum
+  // This phase's own interpolation when it is entered by an up-step (levels.interpolation otherwise).
+  std::optional<InterpolationConfig> interpolation;
 };
 
 struct DataConfig {
@@ -63,8 +71,7 @@ struct LevelsConfig {
   int64_t depth_factor = 2;               // 1 keeps depth
   Pairing width_pairing = Pairing::halves;  // pairing.width
   Pairing depth_pairing = Pairing::halves;  // pairing.depth
-  double alpha = 0.5;                       // interpolation weight of the de-coalesced model
-  InterpolationMode interpolation_mode = InterpolationMode::fixed;  // interpolation.mode
+  InterpolationConfig interpolation;        // levels.interpolation: every up-step's, unless its phase has its own
   OptimizerStateMode optimizer_state = OptimizerStateMode::reset;
 };
 
@@ -91,7 +98,7 @@ struct RunConfig {
   std::string model_type;         // model.type
   DataConfig data;
   LevelsConfig levels;
-  std::vector<PhaseConfig> phases;     // the V-cycle, in order
+  std::vector<PhaseConfig> phases;     // the level walk (a V-cycle, growth, repeated cycles), in order
   std::optional<PhaseConfig> baseline; // the plain run to compare with (level 1)
   optim::OptimizerConfigs optimizer_configs;  // per-name optimizer options, parsed (optim/registry.h)
   YAML::Node optimizers;          // the `optimizers:` map as written, kept for config_fingerprint only

@@ -1,8 +1,13 @@
-// Running a cycle: the plain baseline (K = 1, one phase) and the V-cycle (K >= 2) share this code.
+// Running a cycle: the plain baseline (K = 1, one phase) and the multi-level schedules share this code.
+// The phases walk the levels one step at a time (run_config.h checks the walk):
 //
-//   Down: for level l = 1 … K−1: train l (its down phase); save θ_pre(l); coalesce to l+1.
-//   Bottom: train K.
-//   Up: for l = K−1 … 1: de-coalesce l+1 to l's shape; interpolate with θ_pre(l); train l.
+//   Down (level l -> l+1): save θ_pre(l); coalesce to l+1; train.
+//   Up (level l+1 -> l):   de-coalesce to l's shape; interpolate with θ_pre(l) when one was saved
+//                          since the last up-step to l, else keep the de-coalesced model; train.
+//
+// The V-cycle is 1 -> ... -> K -> ... -> 1; growth starts at K from a fresh small model
+// (K -> ... -> 1: de-coalescing only); repeated cycles (1 -> 2 -> 1 -> 2 -> 1) blend with the
+// θ_pre of the most recent coalescing.
 //
 // Output directory of one run:
 //   metrics.jsonl    — eval / train / transition / phase_end rows (see README "Metrics")

@@ -1,7 +1,8 @@
 // The levels of one run: their shapes, FLOP shapes, and the moves between them.
 //
 // down(l):  coalesce level l's tensors to level l+1.
-// up(l):    de-coalesce level l+1's tensors to level l's shape and interpolate with θ_pre(l).
+// up(l):    de-coalesce level l+1's tensors to level l's shape and interpolate with θ_pre(l); without
+//           a θ_pre (growth: level l was never coalesced from), de-coalesce only.
 // Each move reports the FLOPs it spent: one per element written (spec: operators count that way).
 #pragma once
 
@@ -20,7 +21,7 @@ namespace vcycle {
 struct TransitionResult {
   TensorMap tensors;  // the model's tensors at the new level
   double flops = 0;   // elements written by the operators
-  std::string op;     // "coalesce" or "decoalesce+interpolate"
+  std::string op;     // "coalesce", "decoalesce+interpolate" or "decoalesce"
 };
 
 class LevelPlan {
@@ -35,7 +36,8 @@ class LevelPlan {
   const CoalesceFactors& factors() const { return factors_; }
 
   TransitionResult down(const TensorMap& tensors, int level) const;
-  TransitionResult up(const TensorMap& small, const TensorMap& pre, int level) const;
+  // `pre` null: de-coalesce only; otherwise blend with it as `interpolation` says.
+  TransitionResult up(const TensorMap& small, const TensorMap* pre, int level, const InterpolationConfig& interpolation) const;
 
  private:
   const RunConfig& cfg_;
