@@ -202,3 +202,38 @@ TEST_CASE("repeated cycles blend with the most recent θ_pre, and a phase's own 
   CHECK(optest::bitwise_equal(a, b));
   CHECK_FALSE(optest::bitwise_equal(a, c));  // 0.5 is the global default: a different blend
 }
+
+TEST_CASE("growth and repeated cycles run data-parallel and with projected optimizer state", "[walk][dist][cli]") {
+  test::TempDir dir("walk_dist");
+  test::prepare_fixture_corpus(dir.str("data"));
+  auto last_eval = [](const std::string& metrics) {
+    json last;
+    for (const auto& line : read_jsonl_lines(metrics)) {
+      const json row = json::parse(line);
+      if (row["type"] == "eval") last = row;
+    }
+    return last;
+  };
+  for (const auto& [name, levels] : std::vector<std::pair<std::string, std::vector<int>>>{{"growth", {2, 1}}, {"repeat", {1, 2, 1, 2, 1}}}) {
+    INFO(name);
+    for (const char* run : {"one", "two", "proj"}) {
+      test::write_text(dir.str(name + run + ".yaml"), walk_config(dir.str("data"), dir.str(name + run), 2, levels));
+    }
+    const auto one = test::run_cli({"run", dir.str(name + "one.yaml"), "--quiet", "--no-baseline"});
+    const auto two = test::run_cli({"run", dir.str(name + "two.yaml"), "--quiet", "--no-baseline", "--nproc", "2"});
+    const auto proj = test::run_cli({"run", dir.str(name + "proj.yaml"), "--quiet", "--no-baseline", "--set", "levels.optimizer_state=project"});
+    INFO(one.output << two.output << proj.output);
+    REQUIRE(one.exit_code == 0);
+    REQUIRE(two.exit_code == 0);
+    REQUIRE(proj.exit_code == 0);
+    const json a = last_eval(dir.str(name + "one/vcycle/metrics.jsonl")), b = last_eval(dir.str(name + "two/vcycle/metrics.jsonl"));
+    CHECK(a["global_step"] == b["global_step"]);
+    CHECK(b["val_loss"].get<double>() == Approx(a["val_loss"].get<double>()).epsilon(1e-5));
+    int projected = 0;
+    for (const auto& line : read_jsonl_lines(dir.str(name + "proj/vcycle/metrics.jsonl"))) {
+      const json row = json::parse(line);
+      if (row["type"] == "transition") projected += row["optimizer_state"] == "project";
+    }
+    CHECK(projected == static_cast<int>(levels.size()) - 1);
+  }
+}
