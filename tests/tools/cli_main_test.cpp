@@ -70,7 +70,7 @@ std::string config(const std::string& type, const std::string& data, const std::
 
 }  // namespace
 
-TEST_CASE("registry: built-ins are registered on first use; names are unique", "[registry]") {
+TEST_CASE("registry: built-ins are registered on first use, and model names are unique", "[registry]") {
   register_once();
   const auto names = vcycle::registered_models();
   REQUIRE(names.size() >= 4);
