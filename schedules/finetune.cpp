@@ -155,7 +155,9 @@ void write_outputs(const FinetuneConfig& cfg, const torch::nn::Module& model, Fi
                         {"adapter_file_bytes", static_cast<int64_t>(fs::file_size(result.adapter_path))},
                         {"val_loss_before", result.loss_before},
                         {"val_loss_after", result.loss_after},
-                        {"val_loss_merged", result.loss_merged}};
+                        {"val_loss_merged", result.loss_merged},
+                        {"val_metrics_before", result.metrics_before},
+                        {"val_metrics_after", result.metrics_after}};
   write_file_atomic(result.summary_path, summary.dump(2) + "\n");
 }
 
@@ -172,14 +174,18 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
   const DistContext single_process;
   const TrainingContext ctx{*adapter, *model, *batches, device, Precision::fp32, single_process};
 
-  result.loss_before = evaluate(ctx, "").loss;
+  const EvalResult before = evaluate(ctx, "");
+  result.loss_before = before.loss;
+  result.metrics_before = before.metrics;
   lora::require_routed(*model);  // the forward really goes through the adapters
   say(quiet, fmt::format("validation loss before fine-tuning {:.4f}", result.loss_before));
 
   train_adapters(cfg, ctx, params, result, quiet);
 
   // The adapters as trained, and merged into W as they would be deployed.
-  result.loss_after = evaluate(ctx, "").loss;
+  const EvalResult after = evaluate(ctx, "");
+  result.loss_after = after.loss;
+  result.metrics_after = after.metrics;
   lora::merge(*model);
   result.loss_merged = evaluate(ctx, "").loss;
   lora::unmerge(*model);

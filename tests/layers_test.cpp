@@ -38,7 +38,8 @@ const Prefix kPrefixes[] = {
     {"operators/", "operators"},                {"include/vcycle/config/", "config"},
     {"src/config/", "config"},                  {"include/vcycle/models/", "models"},
     {"src/models/", "models"},                  {"include/vcycle/schedules/", "schedules"},
-    {"schedules/", "schedules"},                {"tools/cli/", "tools"},
+    {"schedules/", "schedules"},                {"include/vcycle/cli.h", "tools"},
+    {"tools/cli/", "tools"},
 };
 
 // The layer's rank (0 = core), or nothing for a path outside the layered folders.
@@ -129,12 +130,15 @@ TEST_CASE("layers: the rule itself", "[layers]") {
   CHECK(include_violation("src/config/run_config.cpp", "vcycle/optim/registry.h").empty());
   CHECK(include_violation("include/vcycle/optim.h", "vcycle/optim/came.h").empty());
   CHECK(include_violation("src/optim/came.cpp", "cuda/optim_cuda.h").empty());
+  CHECK(include_violation("tools/cli/main.cpp", "vcycle/cli.h").empty());
+  CHECK(include_violation("tools/cli/train.cpp", "vcycle/schedules/experiment.h").empty());
   // Up is not, and the message names both ends.
   const std::string up = include_violation("src/config/run_config.cpp", "vcycle/models/registry.h");
   CHECK(up.find("src/config/run_config.cpp (layer config)") != std::string::npos);
   CHECK(up.find("higher layer models") != std::string::npos);
   CHECK_FALSE(include_violation("src/core/distributed.cpp", "vcycle/config/run_config.h").empty());
   CHECK_FALSE(include_violation("include/vcycle/data/token_data.h", "vcycle/models/model_adapter.h").empty());
+  CHECK_FALSE(include_violation("schedules/experiment.cpp", "vcycle/cli.h").empty());
   // A flat 0.1 path is in no layer.
   CHECK_FALSE(include_violation("tools/cli/train.cpp", "vcycle/config.h").empty());
   // Another folder's private header.

@@ -14,8 +14,8 @@ using vcycle::axis_out;
 
 LlamaModelConfig llama_config_from_yaml(const YAML::Node& model, const std::string& file) {
   vcycle::YamlReader r(model, file, "model");
-  const std::string type = r.get_or<std::string>("type", "llama");
-  if (type != "llama") r.fail("type", "this program trains model type 'llama', got '" + type + "'");
+  // `type` chose this factory in the model registry, under whatever name the program registered it.
+  r.get_or<std::string>("type", "llama");
   LlamaModelConfig out;
   LlamaConfig& c = out.model;
   c.layers = r.get_positive<int64_t>("layers");
@@ -88,8 +88,8 @@ LlamaConfig llama_config_for_shape(const LlamaConfig& base, const vcycle::LevelS
 LlamaAdapter::LlamaAdapter(LlamaConfig cfg, std::optional<vcycle::ParamMap> map)
     : cfg_(cfg), map_(map ? std::move(*map) : llama_param_map(cfg)) {}
 
-std::shared_ptr<LlamaAdapter> LlamaAdapter::from_config(const vcycle::RunConfig& run) {
-  const LlamaModelConfig c = llama_config_from_yaml(run.model, run.file);
+std::shared_ptr<LlamaAdapter> LlamaAdapter::from_yaml(const YAML::Node& model, const std::string& file) {
+  const LlamaModelConfig c = llama_config_from_yaml(model, file);
   if (c.param_map_file.empty()) return std::make_shared<LlamaAdapter>(c.model);
   return std::make_shared<LlamaAdapter>(c.model, vcycle::param_map_load(c.param_map_file));
 }

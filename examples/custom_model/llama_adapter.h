@@ -44,8 +44,11 @@ class LlamaAdapter final : public vcycle::ModelAdapter {
  public:
   // Uses `map` when given (e.g. loaded with vcycle::param_map_load), else llama_param_map(cfg).
   explicit LlamaAdapter(LlamaConfig cfg, std::optional<vcycle::ParamMap> map = std::nullopt);
+  // From a run config's `model:` section (`file`: the YAML file, for messages); the factory the
+  // program registers as model type `llama` (vcycle::register_model).
+  static std::shared_ptr<LlamaAdapter> from_yaml(const YAML::Node& model, const std::string& file);
   // From the run config's `model:` section.
-  static std::shared_ptr<LlamaAdapter> from_config(const vcycle::RunConfig& run);
+  static std::shared_ptr<LlamaAdapter> from_config(const vcycle::RunConfig& run) { return from_yaml(run.model, run.file); }
 
   std::string type() const override { return "llama"; }
   vcycle::LevelShape top_shape() const override { return llama_level_shape(cfg_); }

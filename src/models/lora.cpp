@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -73,56 +74,163 @@ std::vector<std::pair<std::string, std::shared_ptr<torch::nn::LinearImpl>>> line
   return out;
 }
 
-// Wraps the Linear layers `names` (exact dotted names) and freezes everything else.
-void wrap_layers(torch::nn::Module& module, const std::vector<std::string>& names, const LoRAOptions& options) {
+// The slices `names` of layer `layer` (dotted name) with `rows` rows, from its fused layout.
+// InputError naming the target when the layer has no layout, a name is not in it, or the rows do
+// not split evenly.
+std::vector<SliceSpec> layout_slices(const std::string& target, const std::string& layer, int64_t rows,
+                                     const std::set<std::string>& names, const FusedLayouts& layouts) {
+  const std::string child = split_name(layer).second;
+  const auto it = layouts.find(child);
+  if (it == layouts.end()) {
+    std::string known;
+    for (const auto& [name, parts] : layouts) {
+      std::string list;
+      for (const auto& part : parts) list += (list.empty() ? "" : ", ") + part;
+      known += (known.empty() ? "" : "; ") + name + " = " + list;
+    }
+    throw InputError("LoRA target '" + target + "' names slices of layer '" + layer +
+                     "', which is not a fused layer (fused layouts: " + (known.empty() ? std::string("none") : known) + ")");
+  }
+  const auto& parts = it->second;
+  std::string valid;
+  for (const auto& part : parts) valid += (valid.empty() ? "" : ", ") + part;
+  for (const auto& name : names) {
+    if (std::find(parts.begin(), parts.end(), name) == parts.end()) {
+      throw InputError("LoRA target '" + target + "': layer '" + layer + "' has no slice '" + name + "' (its slices: " +
+                       valid + ")");
+    }
+  }
+  const int64_t n = static_cast<int64_t>(parts.size());
+  if (rows % n != 0) {
+    throw InputError("LoRA target '" + target + "': layer '" + layer + "' has " + std::to_string(rows) +
+                     " rows, not divisible into its " + std::to_string(n) + " slices " + valid);
+  }
+  std::vector<SliceSpec> out;
+  for (int64_t i = 0; i < n; ++i) {
+    if (names.count(parts[i])) out.push_back(SliceSpec{parts[i], i * (rows / n), rows / n});
+  }
+  return out;
+}
+
+// Wraps the Linear layers `names` (exact dotted names; `slices` by name for the sliced ones) and
+// freezes everything else.
+void wrap_layers(torch::nn::Module& module, const std::vector<std::string>& names,
+                 const std::map<std::string, std::vector<SliceSpec>>& slices, const LoRAOptions& options) {
   auto modules = module.named_modules("", /*include_self=*/false);
   for (const auto& name : names) {
     auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(modules[name]);
     TORCH_INTERNAL_ASSERT(linear, "wrap_layers: '", name, "' is not a Linear");
-    const int64_t out = linear->weight.size(0), in = linear->weight.size(1);
-    if (options.r() < 1 || options.r() > std::min(in, out)) {
-      throw InputError("LoRA rank r=" + std::to_string(options.r()) + " is out of range for layer '" + name +
-                       "' with weight " + shape_str(linear->weight) + " (need 1 <= r <= " +
-                       std::to_string(std::min(in, out)) + ")");
+    const auto it = slices.find(name);
+    const std::vector<SliceSpec> specs = it == slices.end() ? std::vector<SliceSpec>{} : it->second;
+    const int64_t in = linear->weight.size(1);
+    std::vector<std::pair<std::string, int64_t>> blocks;  // (what, rows) to check r against
+    if (specs.empty()) blocks.emplace_back("", linear->weight.size(0));
+    for (const auto& spec : specs) {
+      if (spec.rows < 1 || spec.start < 0 || spec.start + spec.rows > linear->weight.size(0)) {
+        throw InputError("LoRA slice '" + spec.name + "' of layer '" + name + "' (rows " + std::to_string(spec.start) +
+                         " + " + std::to_string(spec.rows) + ") is outside its weight " + shape_str(linear->weight));
+      }
+      blocks.emplace_back(spec.name, spec.rows);
     }
+    for (const auto& [what, rows] : blocks) {
+      if (options.r() < 1 || options.r() > std::min(in, rows)) {
+        throw InputError("LoRA rank r=" + std::to_string(options.r()) + " is out of range for layer '" + name + "'" +
+                         (what.empty() ? "" : " slice '" + what + "' (" + std::to_string(rows) + " rows)") +
+                         " with weight " + shape_str(linear->weight) + " (need 1 <= r <= " +
+                         std::to_string(std::min(in, rows)) + ")");
+      }
+    }
+  }
+  for (const auto& name : names) {
+    auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(modules[name]);
+    const auto it = slices.find(name);
     const auto [parent_name, child] = split_name(name);
     torch::nn::Module& parent = parent_name.empty() ? module : *modules[parent_name];
-    parent.replace_module(child, LoRALinear(torch::nn::Linear(linear), options));
+    parent.replace_module(child, LoRALinear(torch::nn::Linear(linear), options,
+                                            it == slices.end() ? std::vector<SliceSpec>{} : it->second));
   }
   // Freeze after wrapping: only A and B of the new layers train.
   for (auto& p : module.parameters()) p.requires_grad_(false);
   for (auto& [name, layer] : lora_layers(module)) {
-    layer->lora_A.requires_grad_(true);
-    layer->lora_B.requires_grad_(true);
+    for (auto& [pname, p] : layer->adapter_parameters()) p.requires_grad_(true);
   }
+}
+
+// "attn.qkv[q,v]" -> ("attn.qkv", {q, v}); a pattern without a bracketed suffix (or a regex) -> (it, {}).
+std::pair<std::string, std::set<std::string>> split_target(const std::string& target) {
+  if (target.rfind("re:", 0) == 0 || target.empty() || target.back() != ']') return {target, {}};
+  const auto open = target.rfind('[');
+  if (open == std::string::npos || open == 0) throw InputError("LoRA target '" + target + "': unbalanced ']'");
+  std::set<std::string> names;
+  std::string name;
+  const std::string list = target.substr(open + 1, target.size() - open - 2) + ",";
+  for (const char c : list) {
+    if (c == ',') {
+      if (name.empty()) throw InputError("LoRA target '" + target + "': empty slice name in [" + list.substr(0, list.size() - 1) + "]");
+      if (!names.insert(name).second) throw InputError("LoRA target '" + target + "': slice '" + name + "' named twice");
+      name.clear();
+    } else if (!std::isspace(static_cast<unsigned char>(c))) {
+      name += c;
+    }
+  }
+  return {target.substr(0, open), names};
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------- the layer
-LoRALinearImpl::LoRALinearImpl(torch::nn::Linear base_, const LoRAOptions& options) : base(std::move(base_)), options_(options) {
+const FusedLayouts& default_fused_layouts() {
+  static const FusedLayouts layouts{{"qkv", {"q", "k", "v"}}};
+  return layouts;
+}
+
+LoRALinearImpl::LoRALinearImpl(torch::nn::Linear base_, const LoRAOptions& options, std::vector<SliceSpec> specs)
+    : base(std::move(base_)), options_(options) {
   TORCH_CHECK(base, "LoRALinear: the wrapped Linear is null");
   TORCH_CHECK(options_.r() >= 1, "LoRALinear: r must be >= 1, got ", options_.r());
   TORCH_CHECK(options_.alpha() > 0, "LoRALinear: alpha must be > 0, got ", options_.alpha());
   TORCH_CHECK(options_.dropout() >= 0 && options_.dropout() < 1, "LoRALinear: dropout must be in [0, 1), got ",
               options_.dropout());
   const auto& w = base->weight;
-  TORCH_CHECK(options_.r() <= std::min(w.size(0), w.size(1)), "LoRALinear: r=", options_.r(),
-              " exceeds min(out, in) of weight ", w.sizes());
+  const bool whole = specs.empty();
+  if (whole) specs.push_back(SliceSpec{"", 0, w.size(0)});
+  int64_t next = 0;
+  for (const auto& spec : specs) {
+    TORCH_CHECK(whole || !spec.name.empty(), "LoRALinear: a slice needs a name");
+    TORCH_CHECK(spec.start >= next && spec.rows >= 1 && spec.start + spec.rows <= w.size(0), "LoRALinear: slice '",
+                spec.name, "' (rows ", spec.start, " + ", spec.rows, ") overlaps another or lies outside weight ", w.sizes());
+    TORCH_CHECK(options_.r() <= std::min(spec.rows, w.size(1)), "LoRALinear: r=", options_.r(), " exceeds min(rows, in) of ",
+                spec.name.empty() ? std::string("weight") : "slice '" + spec.name + "' of weight", " ", w.sizes());
+    next = spec.start + spec.rows;
+  }
   // The Linear's own tensors, not copies: one layer, whichever handle a caller holds.
   weight = register_parameter("weight", base->weight, /*requires_grad=*/false);
   if (base->bias.defined()) bias = register_parameter("bias", base->bias, /*requires_grad=*/false);
   const auto opts = w.options().requires_grad(false);
-  lora_A = register_parameter("lora_A", torch::empty({options_.r(), w.size(1)}, opts));
-  lora_B = register_parameter("lora_B", torch::zeros({w.size(0), options_.r()}, opts));
   torch::NoGradGuard no_grad;
-  // A as a Linear's weight is initialised (Kaiming-uniform, a = √5), as in the paper's loralib; B = 0
-  // makes the initial update exactly zero.
-  torch::nn::init::kaiming_uniform_(lora_A, std::sqrt(5.0));
+  for (const auto& spec : specs) {
+    const std::string suffix = spec.name.empty() ? "" : "_" + spec.name;
+    LoRASlice slice{spec, register_parameter("lora_A" + suffix, torch::empty({options_.r(), w.size(1)}, opts)),
+                    register_parameter("lora_B" + suffix, torch::zeros({spec.rows, options_.r()}, opts))};
+    // A as a Linear's weight is initialised (Kaiming-uniform, a = √5), as in the paper's loralib; B = 0
+    // makes the initial update exactly zero.
+    torch::nn::init::kaiming_uniform_(slice.A, std::sqrt(5.0));
+    slices_.push_back(std::move(slice));
+  }
+  if (whole) {
+    lora_A = slices_.front().A;
+    lora_B = slices_.front().B;
+  }
 }
 
-torch::Tensor LoRALinearImpl::delta() const {
-  return torch::matmul(lora_B, lora_A).mul_(scale());
+std::vector<std::pair<std::string, torch::Tensor>> LoRALinearImpl::adapter_parameters() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& slice : slices_) {
+    const std::string suffix = slice.spec.name.empty() ? "" : "_" + slice.spec.name;
+    out.emplace_back("lora_A" + suffix, slice.A);
+    out.emplace_back("lora_B" + suffix, slice.B);
+  }
+  return out;
 }
 
 torch::Tensor LoRALinearImpl::forward(const torch::Tensor& x) {
@@ -132,20 +240,39 @@ torch::Tensor LoRALinearImpl::forward(const torch::Tensor& x) {
   if (merged_) return y;
   const auto h = options_.dropout() > 0 ? torch::dropout(x, options_.dropout(), is_training()) : x;
   // B·(A·x): two thin products, never the (out × in) update.
-  return y + torch::nn::functional::linear(torch::nn::functional::linear(h, lora_A), lora_B).mul_(scale());
+  const auto update = [&](const LoRASlice& s) {
+    return torch::nn::functional::linear(torch::nn::functional::linear(h, s.A), s.B).mul_(scale());
+  };
+  if (!sliced()) return y + update(slices_.front());
+  // Each slice's update on its rows, zeros between them (adding +0 leaves those outputs as they are).
+  std::vector<torch::Tensor> pieces;
+  const auto zeros = [&](int64_t n) {
+    auto sizes = y.sizes().vec();
+    sizes.back() = n;
+    return torch::zeros(sizes, y.options());
+  };
+  int64_t row = 0;
+  for (const auto& s : slices_) {
+    if (s.spec.start > row) pieces.push_back(zeros(s.spec.start - row));
+    pieces.push_back(update(s));
+    row = s.spec.start + s.spec.rows;
+  }
+  if (row < y.size(-1)) pieces.push_back(zeros(y.size(-1) - row));
+  return y + torch::cat(pieces, -1);
 }
 
 void LoRALinearImpl::merge() {
   TORCH_CHECK(!merged_, "LoRALinear::merge: already merged");
   torch::NoGradGuard no_grad;
-  weight.add_(delta());
+  // W[rows] += (α/r)·B·A, slice by slice: rows outside every slice are not touched.
+  for (const auto& s : slices_) weight.narrow(0, s.spec.start, s.spec.rows).add_(torch::matmul(s.B, s.A).mul_(scale()));
   merged_ = true;
 }
 
 void LoRALinearImpl::unmerge() {
   TORCH_CHECK(merged_, "LoRALinear::unmerge: not merged");
   torch::NoGradGuard no_grad;
-  weight.sub_(delta());
+  for (const auto& s : slices_) weight.narrow(0, s.spec.start, s.spec.rows).sub_(torch::matmul(s.B, s.A).mul_(scale()));
   merged_ = false;
 }
 
@@ -155,7 +282,7 @@ bool pattern_matches(const std::string& pattern, const std::string& name) {
 }
 
 std::vector<std::string> inject(torch::nn::Module& module, const std::vector<std::string>& patterns,
-                                const LoRAOptions& options) {
+                                const LoRAOptions& options, const FusedLayouts& layouts) {
   if (!lora_layers(module).empty()) throw InputError("LoRA: the module already holds LoRA layers; inject once");
   if (patterns.empty()) throw InputError("LoRA: no target patterns given");
   if (options.r() < 1) throw InputError("LoRA: r must be >= 1, got " + std::to_string(options.r()));
@@ -164,29 +291,47 @@ std::vector<std::string> inject(torch::nn::Module& module, const std::vector<std
     throw InputError("LoRA: dropout must be in [0, 1), got " + std::to_string(options.dropout()));
   }
   const auto linears = linear_layers(module);
-  std::set<std::string> chosen;
-  for (const auto& pattern : patterns) {
+  // Per chosen layer: the slice names asked for (empty: the whole layer) and the first pattern that
+  // chose it, so that a layer asked for whole and in slices is an error naming both.
+  struct Choice {
+    std::set<std::string> slices;
+    std::string pattern;
+  };
+  std::map<std::string, Choice> chosen;
+  for (const auto& target : patterns) {
+    const auto [pattern, slice_names] = split_target(target);
     const std::regex re = pattern_regex(pattern);
     bool any = false;
     for (const auto& [name, layer] : linears) {
-      if (std::regex_match(name, re)) {
-        chosen.insert(name);
-        any = true;
+      if (!std::regex_match(name, re)) continue;
+      any = true;
+      auto [it, fresh] = chosen.emplace(name, Choice{slice_names, target});
+      if (fresh) continue;
+      if (it->second.slices.empty() != slice_names.empty()) {
+        throw InputError("LoRA targets '" + it->second.pattern + "' and '" + target + "' ask for layer '" + name +
+                         "' both whole and in slices; choose one");
       }
+      it->second.slices.insert(slice_names.begin(), slice_names.end());
     }
     if (!any) {
       std::string valid;
       for (size_t i = 0; i < linears.size() && i < 12; ++i) valid += (i ? ", " : "") + linears[i].first;
       if (linears.size() > 12) valid += ", … (" + std::to_string(linears.size()) + " in all)";
-      throw InputError("LoRA target '" + pattern + "' matches no torch::nn::Linear layer (the Linear layers are: " +
+      throw InputError("LoRA target '" + target + "' matches no torch::nn::Linear layer (the Linear layers are: " +
                        (valid.empty() ? std::string("none") : valid) + ")");
     }
   }
   std::vector<std::string> names;  // in module order, not pattern order
+  std::map<std::string, std::vector<SliceSpec>> slices;
   for (const auto& [name, layer] : linears) {
-    if (chosen.count(name)) names.push_back(name);
+    const auto it = chosen.find(name);
+    if (it == chosen.end()) continue;
+    names.push_back(name);
+    if (!it->second.slices.empty()) {
+      slices[name] = layout_slices(it->second.pattern, name, layer->weight.size(0), it->second.slices, layouts);
+    }
   }
-  wrap_layers(module, names, options);
+  wrap_layers(module, names, slices, options);
   return names;
 }
 
@@ -213,8 +358,7 @@ std::vector<std::pair<std::string, std::shared_ptr<LoRALinearImpl>>> lora_layers
 std::vector<std::pair<std::string, torch::Tensor>> adapter_parameters(const torch::nn::Module& module) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& [name, layer] : lora_layers(module)) {
-    out.emplace_back(name + ".lora_A", layer->lora_A);
-    out.emplace_back(name + ".lora_B", layer->lora_B);
+    for (const auto& [pname, p] : layer->adapter_parameters()) out.emplace_back(name + "." + pname, p);
   }
   return out;
 }
@@ -249,15 +393,20 @@ void save_adapters(const torch::nn::Module& module, const std::string& path) {
   TORCH_CHECK(!layers.empty(), "save_adapters: the module has no LoRA layers");
   Checkpoint ckpt;
   json names = json::array();
+  json slices = json::object();
   for (const auto& [name, layer] : layers) {
     names.push_back(name);
-    ckpt.tensors[name + ".lora_A"] = layer->lora_A.detach().to(torch::kCPU);
-    ckpt.tensors[name + ".lora_B"] = layer->lora_B.detach().to(torch::kCPU);
+    for (const auto& [pname, p] : layer->adapter_parameters()) ckpt.tensors[name + "." + pname] = p.detach().to(torch::kCPU);
+    if (!layer->sliced()) continue;
+    json list = json::array();
+    for (const auto& s : layer->slices()) list.push_back({{"name", s.spec.name}, {"start", s.spec.start}, {"rows", s.spec.rows}});
+    slices[name] = list;
   }
   const LoRAOptions& o = layers.front().second->options();
-  ckpt.meta_json = json{{"format", kAdapterFormat}, {"version", kAdapterVersion}, {"r", o.r()},
-                        {"alpha", o.alpha()},       {"dropout", o.dropout()},      {"layers", names}}
-                       .dump();
+  json meta{{"format", kAdapterFormat}, {"version", kAdapterVersion}, {"r", o.r()},
+            {"alpha", o.alpha()},       {"dropout", o.dropout()},      {"layers", names}};
+  if (!slices.empty()) meta["slices"] = slices;
+  ckpt.meta_json = meta.dump();
   save_checkpoint(path, ckpt);
 }
 
@@ -276,11 +425,26 @@ AdapterFile read_adapters(const std::string& path) {
     }
     file.options.r(meta.at("r").get<int64_t>()).alpha(meta.at("alpha").get<double>()).dropout(meta.at("dropout").get<double>());
     file.layers = meta.at("layers").get<std::vector<std::string>>();
+    if (meta.contains("slices")) {
+      for (const auto& [layer, list] : meta.at("slices").items()) {
+        for (const auto& s : list) {
+          file.slices[layer].push_back(
+              SliceSpec{s.at("name").get<std::string>(), s.at("start").get<int64_t>(), s.at("rows").get<int64_t>()});
+        }
+      }
+    }
   } catch (const json::exception& e) {
     throw InputError(path + ": adapter metadata is malformed (" + e.what() + ")");
   }
   for (const auto& name : file.layers) {
-    for (const char* part : {".lora_A", ".lora_B"}) {
+    std::vector<std::string> parts;
+    const auto sliced = file.slices.find(name);
+    if (sliced == file.slices.end()) parts = {".lora_A", ".lora_B"};
+    for (const auto& s : sliced == file.slices.end() ? std::vector<SliceSpec>{} : sliced->second) {
+      parts.push_back(".lora_A_" + s.name);
+      parts.push_back(".lora_B_" + s.name);
+    }
+    for (const auto& part : parts) {
       auto it = ckpt.tensors.find(name + part);
       if (it == ckpt.tensors.end()) throw InputError(path + ": missing tensor '" + name + part + "'");
       file.tensors.emplace_back(it->first, it->second);
@@ -302,12 +466,23 @@ std::vector<std::string> load_adapters(torch::nn::Module& module, const std::str
       for (const auto& item : linears) found = found || item.first == name;
       if (!found) throw InputError(path + ": layer '" + name + "' is not a torch::nn::Linear of this model");
     }
-    wrap_layers(module, file.layers, file.options);
+    wrap_layers(module, file.layers, file.slices, file.options);
   }
   const auto layers = lora_layers(module);
   std::set<std::string> in_file(file.layers.begin(), file.layers.end());
   for (const auto& [name, layer] : layers) {
     if (!in_file.count(name)) throw InputError(path + ": has no adapters for the model's LoRA layer '" + name + "'");
+    std::string model_slices, file_slices;
+    for (const auto& sl : layer->slices()) model_slices += (model_slices.empty() ? "" : ",") + sl.spec.name;
+    const auto sliced = file.slices.find(name);
+    if (sliced != file.slices.end()) {
+      for (const auto& sl : sliced->second) file_slices += (file_slices.empty() ? "" : ",") + sl.name;
+    }
+    if (model_slices != file_slices) {
+      const auto show = [](const std::string& v) { return v.empty() ? std::string("whole") : "[" + v + "]"; };
+      throw InputError(path + ": adapters of layer '" + name + "' are " + show(file_slices) + ", the model's are " +
+                       show(model_slices));
+    }
     if (layer->options().alpha() / layer->options().r() != file.options.alpha() / file.options.r()) {
       throw InputError(path + ": adapters were trained with alpha/r = " + std::to_string(file.options.alpha()) + "/" +
                        std::to_string(file.options.r()) + ", the model's layer '" + name + "' uses " +
@@ -322,7 +497,14 @@ std::vector<std::string> load_adapters(torch::nn::Module& module, const std::str
       if (item.first == layer_name) layer = item.second;
     }
     if (!layer) throw InputError(path + ": tensor '" + tensor_name + "' names no LoRA layer of this model");
-    torch::Tensor& target = part == "lora_A" ? layer->lora_A : layer->lora_B;
+    torch::Tensor target;
+    for (const auto& [pname, p] : layer->adapter_parameters()) {
+      if (pname == part) target = p;
+    }
+    if (!target.defined()) {
+      throw InputError(path + ": tensor '" + tensor_name + "' names no adapter of the model's LoRA layer '" + layer_name +
+                       "' (its slices differ from the file's)");
+    }
     if (value.sizes() != target.sizes()) {
       throw InputError(path + ": tensor '" + tensor_name + "' has shape " + shape_str(value) + ", the model expects " +
                        shape_str(target));

@@ -1,6 +1,8 @@
 // The model registry and the model-config check; see include/vcycle/models/registry.h.
 #include "vcycle/models/registry.h"
 
+#include <mutex>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -15,31 +17,73 @@ namespace vcycle {
 
 namespace {
 
-using ModelFactory = std::shared_ptr<ModelAdapter> (*)(const YAML::Node& model, const std::string& file);
-
 // A family's factory: its `model:` parser feeding its adapter.
 template <class Adapter, auto parse>
 std::shared_ptr<ModelAdapter> make_adapter(const YAML::Node& model, const std::string& file) {
   return std::make_shared<Adapter>(parse(model, file));
 }
 
-// The built-in families by `model.type`, in the order an unknown type's error lists them.
-const std::pair<const char*, ModelFactory> kFamilies[] = {
-    {"gpt", make_adapter<GPTAdapter, gpt_config_from_yaml>},
-    {"bert", make_adapter<BertAdapter, bert_config_from_yaml>},
-    {"vit", make_adapter<ViTAdapter, vit_config_from_yaml>},
+struct Registry {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, ModelFactory>> factories;  // in registration order
+
+  const ModelFactory* find(const std::string& type) const {
+    for (const auto& entry : factories) {
+      if (entry.first == type) return &entry.second;
+    }
+    return nullptr;
+  }
 };
+
+// The registry, with the built-in families entered on first use: explicitly, here, rather than by
+// static initialisers in their own files, which a static libvcycle would drop (nothing references
+// them) and whose order against a user's registrations is unspecified.
+Registry& registry() {
+  static Registry r{{},
+                    {{"gpt", make_adapter<GPTAdapter, gpt_config_from_yaml>},
+                     {"bert", make_adapter<BertAdapter, bert_config_from_yaml>},
+                     {"vit", make_adapter<ViTAdapter, vit_config_from_yaml>}}};
+  return r;
+}
 
 }  // namespace
 
-std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) {
-  for (const auto& [name, make] : kFamilies) {
-    if (cfg.model_type == name) return make(cfg.model, cfg.file);
+void register_model(const std::string& type, ModelFactory factory) {
+  if (type.empty()) throw std::invalid_argument("register_model: the model type is empty");
+  if (!factory) throw std::invalid_argument("register_model: the factory of model type '" + type + "' is empty");
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (r.find(type) != nullptr) throw std::invalid_argument("register_model: model type '" + type + "' is registered already");
+  r.factories.emplace_back(type, std::move(factory));
+}
+
+std::vector<std::string> registered_models() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<std::string> out;
+  for (const auto& entry : r.factories) out.push_back(entry.first);
+  return out;
+}
+
+std::shared_ptr<ModelAdapter> make_model(const RunConfig& cfg) {
+  ModelFactory make;
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (const ModelFactory* found = r.find(cfg.model_type)) make = *found;
   }
-  std::string valid;
-  for (const auto& family : kFamilies) valid += (valid.empty() ? "" : ", ") + std::string(family.first);
-  throw ConfigError(yaml_where(cfg.file, cfg.model["type"]), "model.type",
-                    "unknown model type '" + cfg.model_type + "' (valid: " + valid + ")");
+  if (!make) {
+    std::string valid;
+    for (const auto& name : registered_models()) valid += (valid.empty() ? "" : ", ") + name;
+    throw ConfigError(yaml_where(cfg.file, cfg.model["type"]), "model.type",
+                      "unknown model type '" + cfg.model_type + "' (valid: " + valid + ")");
+  }
+  auto adapter = make(cfg.model, cfg.file);
+  if (!adapter) {
+    throw ConfigError(yaml_where(cfg.file, cfg.model), "model", "the factory of model type '" + cfg.model_type +
+                                                                    "' returned no adapter");
+  }
+  return adapter;
 }
 
 namespace {
@@ -101,7 +145,7 @@ void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
 // ---------------------------------------------------------------------------- loading configs
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   RunConfig cfg = load_config_unchecked(path, overrides);
-  validate_model_config(cfg, *make_builtin_model(cfg));
+  validate_model_config(cfg, *make_model(cfg));
   return cfg;
 }
 

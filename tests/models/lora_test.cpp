@@ -2,6 +2,7 @@
 // adapters, merge/unmerge, frozen base, target patterns, and the adapters-only file.
 
 #include <filesystem>
+#include <functional>
 
 #include <torch/torch.h>
 
@@ -10,7 +11,9 @@
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/models/lora.h"
+#include "vcycle/models/bert/bert.h"
 #include "vcycle/models/gpt/gpt.h"
+#include "vcycle/models/vit/vit.h"
 #include "vcycle/optim/registry.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
@@ -280,4 +283,180 @@ TEST_CASE("lora: a mismatched adapter file names the tensor and both shapes", "[
   ckpt.meta_json = "{}";
   save_checkpoint(dir.str("run.ckpt"), ckpt);
   CHECK_THROWS_WITH(lora::read_adapters(dir.str("run.ckpt")), Catch::Contains("not a LoRA adapter file"));
+}
+
+// ---------------------------------------------------------------------------- every built-in Linear
+TEST_CASE("lora: every Linear of every built-in model goes through the LoRA path", "[lora]") {
+  torch::manual_seed(21);
+  GPTConfig gc = tiny_config();
+  gc.tied_embeddings = false;  // the untied head is a Linear too
+  GPT gpt(gc);
+  BertConfig bc;
+  bc.layers = 2; bc.hidden = 16; bc.heads = 2; bc.head_size = 8; bc.ffn = 32; bc.context = 12; bc.vocab = 50;
+  Bert bert(bc);
+  ViTConfig vc;
+  vc.image_size = 8; vc.patch = 4; vc.classes = 3; vc.layers = 2; vc.hidden = 16; vc.heads = 2; vc.head_size = 8; vc.ffn = 32;
+  ViT vit(vc);
+  const auto count_linears = [](torch::nn::Module& m) {
+    int n = 0;
+    for (const auto& item : m.named_modules("", false)) n += std::dynamic_pointer_cast<torch::nn::LinearImpl>(item.value()) != nullptr;
+    return n;
+  };
+  struct Case {
+    const char* name;
+    torch::nn::Module& module;
+    std::function<torch::Tensor()> forward;
+  };
+  const auto idx = tokens();
+  const auto images = torch::rand({2, 1, 8, 8});
+  const std::vector<Case> cases = {{"gpt", *gpt, [&] { return gpt->forward(idx); }},
+                                   {"bert", *bert, [&] { return bert->forward(idx); }},
+                                   {"vit", *vit, [&] { return vit->forward(images); }}};
+  for (const auto& c : cases) {
+    INFO(c.name);
+    const int linears = count_linears(c.module);
+    const auto before = c.forward();
+    // Every Linear, the fused qkv in slices: (L blocks × 4) + the family's own (head, MLM dense, patch embedding).
+    const auto wrapped = lora::inject(c.module, {"re:^(?!.*qkv$).*$", "attn.qkv[q,v]"}, lora::LoRAOptions().r(2));
+    CHECK(static_cast<int>(wrapped.size()) == linears);
+    CHECK(count_linears(c.module) == 0);  // all replaced
+    const auto after = c.forward();
+    CHECK(torch::equal(before, after));  // B = 0: bitwise the base model
+    CHECK_NOTHROW(lora::require_routed(c.module));
+  }
+}
+
+// ---------------------------------------------------------------------------- slices of a fused weight
+namespace {
+
+// Gives every adapter B (whole or slice) a non-zero value.
+void randomize_all_b(torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : lora::adapter_parameters(m)) {
+    if (name.find(".lora_B") != std::string::npos) p.normal_(0.0, 0.05);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("lora: q,v slices of the fused qkv — merge adds (α/r)·B·A to the q and v rows only", "[lora]") {
+  torch::manual_seed(31);
+  GPT model(tiny_config());
+  const auto wrapped = lora::inject(*model, {"attn.qkv[q,v]"}, lora::LoRAOptions().r(4).alpha(8));
+  CHECK(wrapped == std::vector<std::string>{"blocks.0.attn.qkv", "blocks.1.attn.qkv"});
+  std::map<std::string, torch::Tensor> params;
+  for (auto& [name, p] : lora::adapter_parameters(*model)) params[name] = p;
+  CHECK(params.size() == 8);  // 2 layers × (q, v) × (A, B)
+  CHECK(params.at("blocks.0.attn.qkv.lora_A_q").sizes() == torch::IntArrayRef({4, 32}));
+  CHECK(params.at("blocks.0.attn.qkv.lora_B_v").sizes() == torch::IntArrayRef({32, 4}));
+  CHECK(params.count("blocks.0.attn.qkv.lora_B_k") == 0);
+  CHECK(params.count("blocks.0.attn.qkv.lora_A") == 0);
+  randomize_all_b(*model);
+  const auto idx = tokens();
+  const auto adapted = model->forward(idx);
+
+  std::map<std::string, torch::Tensor> w0;
+  for (auto& [name, layer] : lora::lora_layers(*model)) w0[name] = layer->weight.clone();
+  lora::merge(*model);
+  const int64_t n = 32;  // rows per slice: H·h
+  for (auto& [name, layer] : lora::lora_layers(*model)) {
+    INFO(name);
+    REQUIRE(layer->sliced());
+    REQUIRE(layer->slices().size() == 2);
+    const auto& q = layer->slices()[0];
+    const auto& v = layer->slices()[1];
+    CHECK((q.spec.name == "q" && q.spec.start == 0 && q.spec.rows == n));
+    CHECK((v.spec.name == "v" && v.spec.start == 2 * n && v.spec.rows == n));
+    const double scale = 8.0 / 4.0;
+    // q and v rows: W + (α/r)·B·A (fp32 rounding of one addition: 1e-6 absolute at |W| ~ 0.1).
+    CHECK(torch::allclose(layer->weight.narrow(0, 0, n), w0[name].narrow(0, 0, n) + scale * torch::matmul(q.B, q.A), 1e-5, 1e-6));
+    CHECK(torch::allclose(layer->weight.narrow(0, 2 * n, n), w0[name].narrow(0, 2 * n, n) + scale * torch::matmul(v.B, v.A),
+                          1e-5, 1e-6));
+    CHECK_FALSE(torch::equal(layer->weight.narrow(0, 0, n), w0[name].narrow(0, 0, n)));
+    // k rows: bitwise untouched.
+    CHECK(torch::equal(layer->weight.narrow(0, n, n), w0[name].narrow(0, n, n)));
+  }
+  CHECK(torch::allclose(model->forward(idx), adapted, 1e-4, 1e-4));
+  lora::unmerge(*model);
+  for (auto& [name, layer] : lora::lora_layers(*model)) {
+    CHECK(torch::equal(layer->weight.narrow(0, n, n), w0[name].narrow(0, n, n)));
+    CHECK((layer->weight - w0[name]).abs().max().item<double>() <= 1e-6);
+  }
+
+  // The adapters-only file keeps the slices; a fresh model loads them and computes the same function.
+  test::TempDir dir("lora_slices");
+  lora::save_adapters(*model, dir.str("qv.lora"));
+  const auto file = lora::read_adapters(dir.str("qv.lora"));
+  REQUIRE(file.slices.count("blocks.1.attn.qkv") == 1);
+  CHECK(file.slices.at("blocks.1.attn.qkv").size() == 2);
+  CHECK(file.tensors.size() == 8);
+  torch::manual_seed(31);
+  GPT other(tiny_config());  // same seed: the same base weights
+  CHECK(lora::load_adapters(*other, dir.str("qv.lora")) == wrapped);
+  CHECK(torch::equal(other->forward(idx), adapted));
+  // A model holding whole-layer adapters does not take them.
+  torch::manual_seed(31);
+  GPT whole(tiny_config());
+  lora::inject(*whole, {"attn.qkv"}, lora::LoRAOptions().r(4).alpha(8));
+  CHECK_THROWS_WITH(lora::load_adapters(*whole, dir.str("qv.lora")), Catch::Contains("[q,v]") && Catch::Contains("whole"));
+}
+
+TEST_CASE("lora: slice targets that cannot be honoured name the target and the valid slices", "[lora]") {
+  GPT model(tiny_config());
+  CHECK_THROWS_WITH(lora::inject(*model, {"attn.qkv[q,x]"}, lora::LoRAOptions().r(2)),
+                    Catch::Contains("attn.qkv[q,x]") && Catch::Contains("no slice 'x'") && Catch::Contains("q, k, v"));
+  CHECK_THROWS_WITH(lora::inject(*model, {"mlp.fc[q]"}, lora::LoRAOptions().r(2)),
+                    Catch::Contains("mlp.fc[q]") && Catch::Contains("not a fused layer") && Catch::Contains("qkv = q, k, v"));
+  CHECK_THROWS_WITH(lora::inject(*model, {"attn.qkv", "attn.qkv[v]"}, lora::LoRAOptions().r(2)),
+                    Catch::Contains("both whole and in slices"));
+  CHECK_THROWS_WITH(lora::inject(*model, {"attn.qkv[q,,v]"}, lora::LoRAOptions().r(2)), Catch::Contains("empty slice name"));
+  CHECK_THROWS_WITH(lora::inject(*model, {"attn.qkv[q]"}, lora::LoRAOptions().r(33)),
+                    Catch::Contains("slice 'q'") && Catch::Contains("r=33"));
+  CHECK(lora::lora_layers(*model).empty());  // a failed inject changes nothing
+  // Two targets naming slices of one layer add up.
+  CHECK(lora::inject(*model, {"blocks.0.attn.qkv[v]", "attn.qkv[q]"}, lora::LoRAOptions().r(2)).size() == 2);
+  CHECK(lora::lora_layers(*model)[0].second->slices().size() == 2);
+  CHECK(lora::lora_layers(*model)[1].second->slices().size() == 1);
+}
+
+TEST_CASE("lora: fine-tuning the q,v slices changes no parameter but the adapters, bit for bit", "[lora]") {
+  torch::manual_seed(41);
+  GPT model(tiny_config());
+  TensorMap base;
+  for (auto& item : model->named_parameters()) base[item.key()] = item.value().clone();
+  lora::inject(*model, {"attn.qkv[q,v]"}, lora::LoRAOptions().r(4).alpha(8));
+  std::vector<torch::Tensor> trainable;
+  for (auto& [name, p] : lora::adapter_parameters(*model)) trainable.push_back(p);
+  // Weight decay on: it must reach the adapters only.
+  torch::optim::AdamW opt(trainable, torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
+  const auto idx = tokens();
+  const auto input = idx.narrow(1, 0, 11), target = idx.narrow(1, 1, 11);
+  double first = 0, last = 0;
+  for (int step = 0; step < 6; ++step) {
+    opt.zero_grad();
+    auto loss = model->loss(input, target);
+    loss.backward();
+    opt.step();
+    (step == 0 ? first : last) = loss.item<double>();
+  }
+  CHECK(last < first);  // the adapters learned something
+  int adapters = 0, frozen = 0;
+  for (auto& item : model->named_parameters()) {
+    INFO(item.key());
+    if (item.key().find(".lora_") != std::string::npos) {
+      ++adapters;
+      CHECK(item.value().requires_grad());
+      continue;
+    }
+    ++frozen;
+    CHECK_FALSE(item.value().requires_grad());
+    CHECK_FALSE(item.value().grad().defined());
+    REQUIRE(base.count(item.key()) == 1);
+    CHECK(torch::equal(item.value(), base.at(item.key())));
+  }
+  CHECK(adapters == 8);
+  CHECK(frozen == static_cast<int>(base.size()));
+  for (auto& [name, p] : lora::adapter_parameters(*model)) {
+    if (name.find("lora_B") != std::string::npos) CHECK(p.abs().sum().item<double>() > 0);
+  }
 }

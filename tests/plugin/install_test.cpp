@@ -1,12 +1,20 @@
 // The plug-in path end to end: `cmake --install` this build tree into a temporary prefix, configure
 // and build examples/custom_model (an outside project that only says find_package(vcycle)) against
-// it, and run its LLaMA through a short 2-level V-cycle on the fixture corpus.
+// it, and run its LLaMA — registered as model type `llama`, the program being vcycle::cli_main —
+// through vcycle's commands: a short 2-level V-cycle (`run`), `--resume`, `report`, `coalesce`, and
+// `run --nproc 2`, whose final parameters must equal the 1-process run's.
+//
+// Tolerance of the --nproc comparison: that of tests/core/distributed_test.cpp (the same model
+// family, the same reduction order argument): ‖θ₂ − θ₁‖ ≤ 1e-5·max(‖θ₁‖, 1) per tensor and
+// ≤ 1e-5·‖θ₁‖ over all.
 //
 // Slow by nature (it compiles a project: about a minute on 2 cores, less with a warm ccache), so it
 // is one test case. It never skips: a missing tool is a failure.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +24,9 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
+#include "vcycle/core/checkpoint.h"
+#include "vcycle/core/tensor_map.h"
+#include "vcycle/schedules/run_checkpoint.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
@@ -66,6 +77,27 @@ std::string run_config(const std::string& data, const std::string& out, const st
          "eval: { every: 4, batches: 2 }\n"
          "train: { log_every: 2, checkpoint_every: 5 }\n"
          "output: " + out + "\n";
+}
+
+// The final parameters of two runs agree within the data-parallel tests' tolerance (top of file).
+void check_same_params(const std::string& a_ckpt, const std::string& b_ckpt) {
+  const vcycle::TensorMap a = vcycle::checkpoint_model(vcycle::load_checkpoint(a_ckpt));
+  const vcycle::TensorMap b = vcycle::checkpoint_model(vcycle::load_checkpoint(b_ckpt));
+  REQUIRE(!a.empty());
+  REQUIRE(a.size() == b.size());
+  double diff2 = 0, norm2 = 0;
+  for (const auto& [name, t] : a) {
+    INFO(name);
+    REQUIRE(b.count(name) == 1);
+    const auto& u = b.at(name);
+    REQUIRE(t.sizes() == u.sizes());
+    const double diff = (t - u).norm().item<double>(), norm = t.norm().item<double>();
+    CHECK(diff <= 1e-5 * std::max(norm, 1.0));
+    diff2 += diff * diff;
+    norm2 += norm * norm;
+  }
+  INFO("relative parameter difference " << std::sqrt(diff2 / norm2));
+  CHECK(std::sqrt(diff2 / norm2) <= 1e-5);
 }
 
 }  // namespace
@@ -123,8 +155,8 @@ TEST_CASE("vcycle installs, and an outside project builds against it with find_p
   vcycle::test::prepare_fixture_corpus(dir.str("data"));
   const std::string out = dir.str("out");
   vcycle::test::write_text(dir.str("run.yaml"), run_config(dir.str("data"), out));
-  const Shell run = sh(quoted(exe) + " " + quoted(dir.str("run.yaml")), dir.str("run.log"));
-  INFO("llama_vcycle run.yaml:\n" << tail(run.output));
+  const Shell run = sh(quoted(exe) + " run " + quoted(dir.str("run.yaml")), dir.str("run.log"));
+  INFO("llama_vcycle run run.yaml:\n" << tail(run.output));
   REQUIRE(run.code == 0);
   timing << ", run " << run.seconds << " s";
   CHECK_THAT(run.output, Catch::Contains("[vcycle] decoalesce+interpolate level 2 -> 1"));  // progress lines
@@ -144,10 +176,46 @@ TEST_CASE("vcycle installs, and an outside project builds against it with find_p
   CHECK(fs::exists(out + "/vcycle/checkpoint.ckpt"));
 
   // --resume on the finished run changes nothing and prints the report again.
-  const Shell again = sh(quoted(exe) + " " + quoted(dir.str("run.yaml")) + " --resume --quiet", dir.str("again.log"));
-  INFO("llama_vcycle --resume:\n" << tail(again.output));
+  const Shell again = sh(quoted(exe) + " run " + quoted(dir.str("run.yaml")) + " --resume --quiet", dir.str("again.log"));
+  INFO("llama_vcycle run --resume:\n" << tail(again.output));
   CHECK(again.code == 0);
   CHECK_THAT(again.output, Catch::Contains("Target loss L*"));
+
+  // report regenerates the report of the run directory.
+  fs::remove(out + "/report.md");
+  const Shell report_again = sh(quoted(exe) + " report " + quoted(out), dir.str("report.log"));
+  INFO("llama_vcycle report:\n" << tail(report_again.output));
+  CHECK(report_again.code == 0);
+  CHECK_THAT(report_again.output, Catch::Contains("Target loss L*"));
+  CHECK(fs::exists(out + "/report.md"));
+
+  // coalesce takes the final model to level 2 through the model's parameter map: the C++ map, and
+  // the YAML one given as model.param_map.
+  std::string good_map = read_text(vcycle::test::source_path("examples/custom_model/configs/llama_param_map.yaml"));
+  good_map.replace(good_map.find("{unit: 64}"), 10, "{unit: 8}");
+  vcycle::test::write_text(dir.str("map.yaml"), good_map);
+  for (const std::string& set : {std::string(), " --set model.param_map=" + quoted(dir.str("map.yaml"))}) {
+    const Shell down = sh(quoted(exe) + " coalesce " + quoted(out + "/vcycle/checkpoint.ckpt") + " --config " +
+                              quoted(dir.str("run.yaml")) + " --out " + quoted(dir.str("l2.ckpt")) + set,
+                          dir.str("coalesce.log"));
+    INFO("llama_vcycle coalesce" << set << ":\n" << tail(down.output));
+    CHECK(down.code == 0);
+    CHECK_THAT(down.output, Catch::Contains("coalesce: level 1") && Catch::Contains("-> level 2"));
+    const vcycle::TensorMap l2 = vcycle::checkpoint_model(vcycle::load_checkpoint(dir.str("l2.ckpt")));
+    CHECK(l2.at("layers.0.mlp.down_proj.weight").sizes() == torch::IntArrayRef({8, 12}));
+    fs::remove(dir.str("l2.ckpt"));
+  }
+
+  // --nproc 2: the V-cycle in 2 data-parallel worker processes (copies of llama_vcycle) ends with
+  // the 1-process run's parameters.
+  const std::string out2 = dir.str("out2");
+  const Shell two = sh(quoted(exe) + " run " + quoted(dir.str("run.yaml")) + " --no-baseline --quiet --nproc 2 --set output=" +
+                           quoted(out2),
+                       dir.str("nproc.log"));
+  INFO("llama_vcycle run --nproc 2:\n" << tail(two.output));
+  REQUIRE(two.code == 0);
+  timing << ", run --nproc 2 " << two.seconds << " s";
+  check_same_params(out + "/vcycle/checkpoint.ckpt", out2 + "/vcycle/checkpoint.ckpt");
 
   // 4. A parameter map that misses a parameter stops the program before training, naming it.
   std::string map = read_text(vcycle::test::source_path("examples/custom_model/configs/llama_param_map.yaml"));
@@ -157,8 +225,8 @@ TEST_CASE("vcycle installs, and an outside project builds against it with find_p
   vcycle::test::write_text(dir.str("broken_map.yaml"), map);
   vcycle::test::write_text(dir.str("broken.yaml"),
                            run_config(dir.str("data"), dir.str("out_broken"), ", param_map: " + dir.str("broken_map.yaml")));
-  const Shell broken = sh(quoted(exe) + " " + quoted(dir.str("broken.yaml")), dir.str("broken.log"));
-  INFO("llama_vcycle broken.yaml:\n" << tail(broken.output));
+  const Shell broken = sh(quoted(exe) + " run " + quoted(dir.str("broken.yaml")), dir.str("broken.log"));
+  INFO("llama_vcycle run broken.yaml:\n" << tail(broken.output));
   CHECK(broken.code == 2);
   CHECK_THAT(broken.output, Catch::Contains("'layers.0.mlp.down_proj.weight'"));
   CHECK_FALSE(fs::exists(dir.str("out_broken/baseline/metrics.jsonl")));

@@ -1,4 +1,5 @@
-// The vcycle command line: each command family registers its subcommand on the CLI11 app.
+// The vcycle command line (vcycle::cli_main, vcycle/cli.h): each command family registers its
+// subcommand on the CLI11 app.
 // A command's callback throws vcycle::InputError (exit 2) or RunError (exit 3) on failure.
 #pragma once
 
@@ -9,7 +10,7 @@
 
 namespace vcycle::cli {
 
-// The program's arguments after argv[0] (set by main; `--nproc` re-executes them in its workers).
+// The program's arguments after argv[0] (set by cli_main; `--nproc` re-executes them in its workers).
 void set_command_line(int argc, char** argv);
 const std::vector<std::string>& command_line_arguments();
 

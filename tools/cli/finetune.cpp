@@ -1,4 +1,5 @@
 // `vcycle finetune`: LoRA fine-tuning of a trained checkpoint on a downstream text (finetune.h).
+#include <cmath>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -49,6 +50,11 @@ void add_finetune_command(CLI::App& app) {
               << fmt::format("validation loss      {:.4f} -> {:.4f} (merged {:.4f})\n", r.loss_before, r.loss_after,
                              r.loss_merged)
               << fmt::format("adapters             {}\nsummary              {}\n", r.adapter_path, r.summary_path);
+    for (const auto& [name, after] : r.metrics_after) {
+      const auto before = r.metrics_before.find(name);
+      std::cout << fmt::format("{:<20} {:.4f} -> {:.4f}\n", name,
+                               before == r.metrics_before.end() ? NAN : before->second, after);
+    }
   });
 }
 

@@ -55,7 +55,7 @@ struct OpArgs {
 void move_level(const OpArgs& a, bool down) {
   const RunConfig cfg = load_config(a.config, a.overrides);
   runtime_init(cfg.threads);
-  auto adapter = make_builtin_model(cfg);
+  auto adapter = make_model(cfg);
   const LevelPlan plan(cfg, *adapter, std::max(2, cfg.levels.count));
   const ParamMap map = adapter->param_map();
   const TensorMap in = model_tensors(a.input);

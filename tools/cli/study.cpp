@@ -50,7 +50,7 @@ void add_study_command(CLI::App& app) {
     validate_study_options(args->options);
     const RunConfig cfg = load_config(args->config, args->overrides);
     runtime_init(cfg.threads);
-    auto adapter = make_builtin_model(cfg);
+    auto adapter = make_model(cfg);
     std::cout << run_study(cfg, *adapter, args->options).markdown;
   });
 

@@ -84,7 +84,7 @@ void add_train_commands(CLI::App& app) {
     if (!cfg.baseline) throw ConfigError(cfg.file, "baseline", "missing: `vcycle train` trains the baseline section");
     if (launch_if_asked(*train_args, train->get_option("--nproc")->count() > 0)) return;
     runtime_init(cfg.threads);
-    auto adapter = make_builtin_model(cfg);
+    auto adapter = make_model(cfg);
     const DistContext dist = join_group(cfg);
     const std::string dir = (fs::path(cfg.output) / "baseline").string();
     const auto result = run_cycle(cfg, *adapter, cfg.baseline_phases(), dir,
@@ -109,7 +109,7 @@ void add_train_commands(CLI::App& app) {
     const BudgetRule rule = budget_rule_from_name(run_args->rule, "--rule");
     if (launch_if_asked(*run_args, run->get_option("--nproc")->count() > 0)) return;
     runtime_init(cfg.threads);
-    auto adapter = make_builtin_model(cfg);
+    auto adapter = make_model(cfg);
     if (scaled) {
       cfg = scale_budget(cfg, *adapter, run_args->budget, rule);
       cfg.output += fmt::format("-x{:g}", run_args->budget);

@@ -7,6 +7,7 @@
 //   name: finetune-lora
 //   base: { config: configs/default.yaml, checkpoint: runs/default/vcycle/checkpoint.ckpt }
 //   lora: { r: 8, alpha: 16, dropout: 0.0, targets: [attn.qkv, attn.proj, mlp.fc, mlp.proj] }
+//                              # or slices of the fused qkv, quoted: targets: ["attn.qkv[q,v]"]
 //   data: { train: data/licenses/train.bin, valid: data/licenses/valid.bin, batch_size: 16 }
 //   steps: 300
 //   optimizer: adamw            # any registered optimizer; options under `optimizers:` as in a run

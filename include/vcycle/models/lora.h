@@ -18,8 +18,14 @@
 //   - a glob: `*` matches one name component (no dots), `**` any run of components; the pattern
 //     matches a name when it matches the whole name or a suffix that starts after a dot, so
 //     `attn.qkv` matches `blocks.3.attn.qkv` and `mlp.*` matches `blocks.0.mlp.fc` and `…mlp.proj`;
-//   - `re:<ECMAScript regex>`, matched against the whole dotted name (`re:blocks\.[01]\..*`).
-// A pattern that matches no Linear layer is an error naming the pattern and the Linear layers there are.
+//   - `re:<ECMAScript regex>`, matched against the whole dotted name (`re:blocks\.[01]\..*`);
+//   - a glob followed by slice names in brackets, `attn.qkv[q,v]`: only those row blocks of a fused
+//     weight get adapters, each its own A and B (the LoRA paper's W_q and W_v of a fused qkv). A
+//     layer's slices come from its fused layout, by the layer's own name (FusedLayouts below; the
+//     default knows `qkv` = rows q, k, v in equal thirds, the order of vcycle's attention). In a YAML
+//     flow list quote it: `targets: ["attn.qkv[q,v]", mlp.fc]`.
+// A pattern that matches no Linear layer is an error naming the pattern and the Linear layers there
+// are; so is a slice the layer's layout does not have, and one layer targeted both whole and in slices.
 //
 // The one requirement on a model (LibTorch has no forward hooks): inject() swaps the *registered*
 // child with replace_module(), but a parent that keeps its Linear in a member holder
@@ -35,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -55,16 +62,38 @@ struct LoRAOptions {
   TORCH_ARG(double, dropout) = 0.0;  // dropout probability on the adapter's input (training mode only)
 };
 
-// A frozen torch::nn::Linear plus a trainable low-rank update. Registers `weight` (and `bias`) — the
-// very tensors of the wrapped Linear, so the two stay one layer — and `lora_A`, `lora_B`.
+// The row blocks of fused Linear layers, by the layer's own name (the last component of its dotted
+// name): `qkv` -> {q, k, v} means rows [0, n/3) are q, [n/3, 2n/3) k and the rest v.
+using FusedLayouts = std::map<std::string, std::vector<std::string>>;
+// {qkv: [q, k, v]}: vcycle's SelfAttention (attention.h).
+const FusedLayouts& default_fused_layouts();
+
+// Rows [start, start + rows) of a wrapped weight, adapted on their own.
+struct SliceSpec {
+  std::string name;   // e.g. "q"
+  int64_t start = 0;  // first row of W
+  int64_t rows = 0;   // row count
+};
+
+// One adapter: the whole weight (name "") or one slice of its rows.
+struct LoRASlice {
+  SliceSpec spec;  // name "", start 0, rows = out for a whole-layer adapter
+  torch::Tensor A;  // (r × in), trainable, registered as `lora_A` or `lora_A_<name>`
+  torch::Tensor B;  // (rows × r), trainable, zero at injection; `lora_B` or `lora_B_<name>`
+};
+
+// A frozen torch::nn::Linear plus trainable low-rank updates. Registers `weight` (and `bias`) — the
+// very tensors of the wrapped Linear, so the two stay one layer — and `lora_A`, `lora_B` (the whole
+// weight) or `lora_A_<slice>`, `lora_B_<slice>` per slice of its rows.
 class LoRALinearImpl : public torch::nn::Module {
  public:
-  LoRALinearImpl(torch::nn::Linear base, const LoRAOptions& options);
+  // `slices` empty: one adapter on the whole weight; else one per slice (disjoint, in row order).
+  LoRALinearImpl(torch::nn::Linear base, const LoRAOptions& options, std::vector<SliceSpec> slices = {});
 
-  // W·x + b + (α/r)·B·A·dropout(x); only W·x + b while merged.
+  // W·x + b + (α/r)·B·A·dropout(x), per slice on its rows only; only W·x + b while merged.
   torch::Tensor forward(const torch::Tensor& x);
-  void merge();    // W += (α/r)·B·A; forward then skips the adapter path
-  void unmerge();  // W -= (α/r)·B·A
+  void merge();    // W[rows] += (α/r)·B·A per adapter; forward then skips the adapter path
+  void unmerge();  // W[rows] -= (α/r)·B·A
 
   bool merged() const { return merged_; }
   double scale() const { return options_.alpha() / static_cast<double>(options_.r()); }
@@ -74,12 +103,17 @@ class LoRALinearImpl : public torch::nn::Module {
   torch::nn::Linear base;  // the wrapped layer (not registered: its tensors are registered here)
   torch::Tensor weight;    // W (out × in), frozen
   torch::Tensor bias;      // b (out), frozen; undefined when the Linear has none
-  torch::Tensor lora_A;    // A (r × in), trainable
-  torch::Tensor lora_B;    // B (out × r), trainable, zero at injection
+  torch::Tensor lora_A;    // A (r × in) of a whole-layer adapter; undefined when sliced
+  torch::Tensor lora_B;    // B (out × r) of a whole-layer adapter; undefined when sliced
+
+  bool sliced() const { return !slices_.front().spec.name.empty(); }
+  const std::vector<LoRASlice>& slices() const { return slices_; }
+  // The adapter parameters by their registered names (`lora_A`, `lora_B_q`, ...), in slice order.
+  std::vector<std::pair<std::string, torch::Tensor>> adapter_parameters() const;
 
  private:
-  torch::Tensor delta() const;  // (α/r)·B·A, (out × in)
   LoRAOptions options_;
+  std::vector<LoRASlice> slices_;
   bool merged_ = false;
   int64_t forward_calls_ = 0;
 };
@@ -89,8 +123,9 @@ TORCH_MODULE(LoRALinear);
 // of this file) and freezes every other parameter of `module`. Returns the wrapped names in
 // named_modules() order. Throws InputError for a pattern matching no Linear, a bad regex, a rank out
 // of range for a layer (naming it and its shape), or a module that already holds LoRA layers.
+// `layouts` gives the slices a `[...]` target may name.
 std::vector<std::string> inject(torch::nn::Module& module, const std::vector<std::string>& patterns,
-                                const LoRAOptions& options);
+                                const LoRAOptions& options, const FusedLayouts& layouts = default_fused_layouts());
 
 // True when `pattern` (glob or `re:` regex, as above) matches the dotted module name `name`.
 bool pattern_matches(const std::string& pattern, const std::string& name);
@@ -102,7 +137,8 @@ torch::Tensor linear_forward(const torch::nn::Module& parent, const std::string&
 // The LoRA layers of `module` by dotted name, in named_modules() order (empty when not injected).
 std::vector<std::pair<std::string, std::shared_ptr<LoRALinearImpl>>> lora_layers(const torch::nn::Module& module);
 
-// The adapter parameters (`….lora_A`, `….lora_B`), by full dotted name: what the optimizer gets.
+// The adapter parameters (`….lora_A`, `….lora_B`, `….qkv.lora_A_q`, ...), by full dotted name: what
+// the optimizer gets.
 std::vector<std::pair<std::string, torch::Tensor>> adapter_parameters(const torch::nn::Module& module);
 
 // Throws RunError naming every LoRA layer of `module` whose forward has not been called yet — the
@@ -115,13 +151,16 @@ void unmerge(torch::nn::Module& module);  // unmerge() every LoRA layer that is 
 // ---------------------------------------------------------------------------- adapter files
 // An adapters-only file is a vcycle checkpoint (checkpoint.h: magic, version, CRC, atomic write) whose
 // meta JSON holds {"format": "vcycle-lora", "version", "r", "alpha", "dropout", "layers": [names]}
-// and whose tensors are `<layer>.lora_A` and `<layer>.lora_B`. Nothing of the base model is stored.
+// (plus "slices": {layer: [{name, start, rows}]} for sliced layers) and whose tensors are
+// `<layer>.lora_A` and `<layer>.lora_B` (`<layer>.lora_A_<slice>`, ... when sliced). Nothing of the
+// base model is stored.
 constexpr const char* kAdapterFormat = "vcycle-lora";
 constexpr int kAdapterVersion = 1;
 
 struct AdapterFile {
   LoRAOptions options;              // r, alpha, dropout the adapters were trained with
   std::vector<std::string> layers;  // wrapped layer names
+  std::map<std::string, std::vector<SliceSpec>> slices;  // the sliced layers' slices (others: whole)
   std::vector<std::pair<std::string, torch::Tensor>> tensors;  // `<layer>.lora_A`, `<layer>.lora_B` (CPU)
 };
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct FinetuneResult {
   double loss_before = 0;           // validation loss of the base model on the downstream data
   double loss_after = 0;            // the same after fine-tuning (adapters unmerged)
   double loss_merged = 0;           // the same with the adapters merged into W (should equal loss_after)
+  std::map<std::string, double> metrics_before;  // the model's extra validation metrics (val_accuracy, ...) before
+  std::map<std::string, double> metrics_after;   // ... and after fine-tuning
   std::string adapter_path;         // <output>/adapters.lora
   std::string summary_path;         // <output>/finetune.json
 };

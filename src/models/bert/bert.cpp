@@ -4,6 +4,8 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/loss.h>
 
+#include "vcycle/models/lora.h"
+
 namespace vcycle {
 
 // ---------------------------------------------------------------------------- block
@@ -34,7 +36,8 @@ void MlmHeadImpl::reset() {
 torch::Tensor MlmHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& embedding) {
   TORCH_CHECK(embedding.dim() == 2 && embedding.size(0) == vocab && embedding.size(1) == hidden,
               "MlmHead: decoder embedding must be (", vocab, ", ", hidden, "), got shape ", embedding.sizes());
-  auto z = ln->forward(torch::gelu(dense->forward(x)));
+  // By registered name, so that lora::inject() can swap the layer (lora.h).
+  auto z = ln->forward(torch::gelu(lora::linear_forward(*this, "dense", x)));
   return torch::matmul(z, embedding.t()) + bias;
 }
 

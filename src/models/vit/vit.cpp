@@ -3,6 +3,8 @@
 
 #include <torch/nn/functional/loss.h>
 
+#include "vcycle/models/lora.h"
+
 namespace vcycle {
 
 torch::Tensor vit_patchify(const torch::Tensor& images, int64_t patch) {
@@ -56,10 +58,11 @@ torch::Tensor ViTImpl::forward(const torch::Tensor& images) {
               "ViT::forward: images must be (batch, ", cfg.channels, ", ", cfg.image_size, ", ", cfg.image_size,
               "), got shape ", images.sizes());
   const int64_t b = images.size(0);
-  auto x = patch_emb->forward(vit_patchify(images, cfg.patch));          // (B, N, d)
+  // Linear layers by registered name, so that lora::inject() can swap them (lora.h).
+  auto x = lora::linear_forward(*this, "patch_emb", vit_patchify(images, cfg.patch));  // (B, N, d)
   x = torch::cat({cls_token.expand({b, 1, cfg.hidden}), x}, 1) + pos_emb;  // (B, N+1, d)
   for (const auto& block : *blocks) x = block->as<ViTBlockImpl>()->forward(x);
-  return head->forward(ln_f->forward(x.select(1, 0)));  // the class token's state
+  return lora::linear_forward(*this, "head", ln_f->forward(x.select(1, 0)));  // the class token's state
 }
 
 torch::Tensor ViTImpl::loss(const torch::Tensor& images, const torch::Tensor& labels) {
