@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? vcycle::kExitOk : vcycle::kExitBadInput;
+  } catch (const vcycle::StopRequested& e) {
+    std::cerr << "vcycle: " << e.what() << "\n";
+    return e.exit_code();
   } catch (const vcycle::InputError& e) {
     std::cerr << "vcycle: error: " << e.what() << "\n";
     return vcycle::kExitBadInput;
