@@ -44,6 +44,9 @@ void check_duplicate_keys(const YAML::Node& node, const std::string& where, cons
       const int line = kv.first.Mark().line + 1;
       const auto [it, inserted] = first_line.emplace(key, line);
       if (!inserted) {
+        if (where.rfind("--set ", 0) == 0) {  // a one-line value: lines say nothing
+          throw ConfigError(where, key_path, "duplicate key '" + key + "' in the value; each key may appear once");
+        }
         throw ConfigError(where + ":" + std::to_string(line), key_path,
                           "duplicate key '" + key + "' (first at line " + std::to_string(it->second) + ", again at line " +
                               std::to_string(line) + "); each key may appear once");

@@ -111,7 +111,8 @@ TEST_CASE("hostile input: a hundred generated bad configs, data files, checkpoin
   std::vector<ConfigCase> config_cases;
   const auto each = [&](const std::string& line, const std::string& key, const std::string& subject,
                         std::vector<std::string> values) {
-    for (const auto& v : values) config_cases.push_back({line, "  " + key + ": " + v, subject});
+    const std::string indent = line.substr(0, line.find_first_not_of(' '));  // the line's own
+    for (const auto& v : values) config_cases.push_back({line, indent + key + ": " + v, subject});
   };
   each("  layers: 2", "layers", "layers", {"-1", "0", "x", "[2]", "2.5", "{a: 1}"});
   each("  hidden: 16", "hidden", "model.", {"-16", "0", "x", "17", "[16]"});
@@ -128,9 +129,9 @@ TEST_CASE("hostile input: a hundred generated bad configs, data files, checkpoin
   each("  lr: 3e-3", "lr", "baseline.lr", {"0", "-1", "x", ".inf", "1e308", ".nan", "[1]"});
   each("  warmup: 1", "warmup", "baseline.warmup", {"-1", "x"});
   each("  optimizer: adamw", "optimizer", "baseline.optimizer", {"sgd", "[adamw]"});
-  each("    betas: [0.9, 0.95]", "  betas", "betas", {"[1.5, 0.9]", "[0.9]", "x", "[0.9, -0.1]"});
-  each("    weight_decay: 0.1", "  weight_decay", "weight_decay", {"-1", "x"});
-  each("    no_decay: [emb]", "  no_decay", "no_decay", {"[nothing_matches_this]", "[\"\"]", "x"});
+  each("    betas: [0.9, 0.95]", "betas", "betas", {"[1.5, 0.9]", "[0.9]", "x", "[0.9, -0.1]"});
+  each("    weight_decay: 0.1", "weight_decay", "weight_decay", {"-1", "x"});
+  each("    no_decay: [emb]", "no_decay", "no_decay", {"[nothing_matches_this]", "[\"\"]", "x"});
   each("seed: 5", "seed", "seed", {"-1", "x"});
   each("threads: 1", "threads", "threads", {"-1", "x"});
   config_cases.push_back({"seed: 5", "seed: 5\nseed: 6", "seed"});                    // duplicate keys

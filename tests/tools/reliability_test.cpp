@@ -44,6 +44,7 @@ struct Spawned {
 };
 
 Spawned spawn_cli(const std::vector<std::string>& args, const std::string& log) {
+  std::fflush(nullptr);  // or the child's freopen flushes our buffered output a second time
   const pid_t pid = ::fork();
   if (pid == 0) {
     std::vector<char*> argv;
