@@ -293,9 +293,11 @@ class CycleRunner {
   // Every phase's optimizer, built once on its level's parameters before anything is written: an
   // option that only the parameters can refute (a no_decay pattern matching no name at that level)
   // is found now, not when its phase starts hours into the run.
+  // Only optimizers with no_decay patterns need it (their other options are checked at load).
   void check_phase_optimizers() const {
     std::map<int, std::shared_ptr<torch::nn::Module>> built;
     for (const PhaseConfig& phase : phases_) {
+      if (cfg_.optimizer_configs.get(phase.optimizer).no_decay.empty()) continue;
       auto& module = built[phase.level];
       if (!module) module = adapter_.build(levels_.shape(phase.level));
       std::vector<std::pair<std::string, torch::Tensor>> named;
