@@ -6,6 +6,8 @@
 // the step and the evaluation are shared with fine-tuning (train_step.h, evaluate.h).
 #include "vcycle/schedules/cycle_runner.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -20,9 +22,12 @@
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/distributed.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/file_fingerprint.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/metrics.h"
 #include "vcycle/core/precision.h"
+#include "vcycle/core/run_lock.h"
+#include "vcycle/core/stop_signal.h"
 #include "vcycle/operators/state_projection.h"
 #include "vcycle/optim/registry.h"
 #include "vcycle/schedules/evaluate.h"
@@ -83,9 +88,13 @@ class CycleRunner {
   CycleResult run() {
     start();
     for (; state_.phase < static_cast<int>(phases_.size()); ++state_.phase) {
-      if (!state_.entered) enter_phase();
+      if (!state_.entered) {
+        stop_if_asked();
+        enter_phase();
+      }
       const PhaseConfig& phase = phases_[state_.phase];
       while (state_.step < phase.steps) {
+        stop_if_asked();
         train_step(phase);
         const bool phase_end = state_.step == phase.steps;
         if (state_.step % cfg_.eval.every == 0 || phase_end) evaluate();
@@ -107,20 +116,34 @@ class CycleRunner {
     const std::string ckpt_path = (fs::path(dir_) / kRunCheckpointFile).string();
     const std::string fingerprint = config_fingerprint(cfg_, phases_);
     check_batch_split();
+    check_activation_memory();
+    check_phase_optimizers();
     enum : int64_t { kFresh = 0, kResume = 1, kRefused = 2 };
     int64_t decision = kFresh;
     std::string ckpt_bytes;
+    std::optional<ChosenCheckpoint> chosen;
     if (dist_.is_main()) {
       try {
-        if (fs::exists(ckpt_path) && !options_.resume) {
-          throw InputError(dir_ + " already holds a run; pass --resume to continue it, or delete the directory to start over");
+        std::error_code ec;
+        // One writer per directory: the lock comes before anything in it is looked at. A directory
+        // that does not exist yet is made (and locked) only once the data are known to be good.
+        if (fs::exists(dir_, ec)) lock_run_directory(dir_);
+        const bool holds_run = holds_a_run();
+        if (holds_run && !options_.resume && !options_.restart) {
+          throw InputError(dir_ + " already holds a run; pass --resume to continue it, or --restart to start it over "
+                                  "from step 0 (replacing its checkpoints and metrics)");
         }
         batches_ = adapter_.batches(cfg_);  // validates the data files before anything is written
-        fs::create_directories(dir_);
-        if (fs::exists(ckpt_path)) {
-          ckpt_bytes = read_file(ckpt_path);
-          decision = kResume;
+        if (options_.resume && !options_.restart) {
+          chosen = choose_checkpoint(ckpt_path, fingerprint);
+          if (chosen) {
+            ckpt_bytes = chosen->bytes;
+            decision = kResume;
+          }
         }
+        lock_run_directory(dir_);  // creates the directory; a no-op when it is held already
+        remove_stale_temp_files();
+        if (decision == kFresh) remove_run_files();
       } catch (...) {
         dist_.broadcast_int(kRefused, "the start decision");
         throw;
@@ -133,11 +156,14 @@ class CycleRunner {
     if (!dist_.is_main()) batches_ = adapter_.batches(cfg_);
     if (decision == kResume) {
       ckpt_bytes = dist_.broadcast_bytes(ckpt_bytes, "the checkpoint");
-      restore(run_checkpoint_from(checkpoint_from_bytes(ckpt_bytes, ckpt_path), ckpt_path), ckpt_path, fingerprint);
+      const std::string from = chosen ? chosen->path : ckpt_path;
+      restore(run_checkpoint_from(checkpoint_from_bytes(ckpt_bytes, from), from), from, fingerprint);
+      if (chosen && !chosen->fallback_reason.empty()) note_fallback(*chosen, ckpt_path);
       dist_.check_same(state_.global_step, "the resumed global step");
       return;
     }
     state_.fingerprint = fingerprint;
+    state_.data_files = data_fingerprints();
     if (dist_.is_main()) metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), 0);
     torch::manual_seed(cfg_.seed);
     // A growth schedule starts at a smaller level, from a fresh initialisation of that shape.
@@ -146,6 +172,166 @@ class CycleRunner {
     module_->to(device_);
     sync_module("the initial parameters");
     evaluate();  // the curve starts at the initial loss
+  }
+
+  // ---- the files of a run directory (rank 0, under the directory's lock)
+  std::string run_file(const std::string& name) const { return (fs::path(dir_) / name).string(); }
+
+  bool holds_a_run() const {
+    std::error_code ec;
+    for (const std::string& name : {std::string(kRunCheckpointFile), std::string(kRunCheckpointFile) + ".prev", std::string(kMetricsName)}) {
+      if (fs::exists(fs::symlink_status(run_file(name), ec))) return true;
+    }
+    return false;
+  }
+
+  // A fresh start (or --restart) replaces what a previous run left.
+  void remove_run_files() const {
+    std::error_code ec;
+    for (const std::string& name : {std::string(kRunCheckpointFile), std::string(kRunCheckpointFile) + ".prev",
+                                    std::string(kRunCheckpointFile) + ".bad", std::string(kMetricsName)}) {
+      const std::string path = run_file(name);
+      if (!fs::exists(fs::symlink_status(path, ec))) continue;
+      require_replaceable(path);
+      fs::remove(path, ec);
+      if (ec) throw RunError(path + ": cannot remove (" + ec.message() + ")");
+    }
+  }
+
+  // Temp files of writers that died mid-write (the lock says none is writing now).
+  void remove_stale_temp_files() const {
+    std::error_code ec;
+    const std::string prefix = std::string(kRunCheckpointFile) + ".tmp.";
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind(prefix, 0) == 0 && entry.is_regular_file(ec)) fs::remove(entry.path(), ec);
+    }
+  }
+
+  struct ChosenCheckpoint {
+    std::string path, bytes;
+    std::string fallback_reason;  // why the newest checkpoint was not taken; empty when it was
+  };
+
+  // The newest checkpoint that passes its checks (format, checksum, run position), else the one
+  // before it; nullopt when there is none (a fresh start). Both bad: InputError naming both.
+  std::optional<ChosenCheckpoint> choose_checkpoint(const std::string& newest, const std::string& fingerprint) const {
+    std::string reason;
+    std::error_code ec;
+    for (const std::string& path : {newest, newest + ".prev"}) {
+      if (!fs::exists(fs::symlink_status(path, ec))) {
+        if (reason.empty()) reason = path + ": missing";
+        continue;
+      }
+      try {
+        std::string bytes = read_checkpoint_file(path);
+        const RunCheckpoint run = run_checkpoint_from(checkpoint_from_bytes(bytes, path), path);
+        check_run_position(run.state, phases_, levels_.count(), path);
+        (void)fingerprint;  // a changed config is not a damaged file: restore() refuses it without falling back
+        return ChosenCheckpoint{path, std::move(bytes), path == newest ? std::string() : reason};
+      } catch (const InputError& e) {
+        if (path != newest) throw InputError(reason + "; and the previous checkpoint " + e.what());
+        reason = e.what();
+      }
+    }
+    if (reason != newest + ": missing") throw InputError(reason + " (and there is no " + kRunCheckpointFile + ".prev to fall back to)");
+    return std::nullopt;
+  }
+
+  static std::string read_checkpoint_file(const std::string& path) {
+    require_readable_file(path, "checkpoint");
+    return read_file(path);
+  }
+
+  // Resumed from the previous checkpoint: say so, keep the bad newest one aside (so that the next
+  // save does not make it the "previous" one), and record it in the metrics.
+  void note_fallback(const ChosenCheckpoint& chosen, const std::string& newest) {
+    if (!dist_.is_main()) return;
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(newest, ec))) {
+      fs::rename(newest, newest + ".bad", ec);
+      if (ec) throw RunError(newest + ": cannot move the damaged checkpoint aside (" + ec.message() + ")");
+    }
+    warn(fmt::format("resuming from {}: {}", chosen.path, chosen.fallback_reason));
+    emit(json{{"type", "resume"}, {"file", chosen.path}, {"reason", chosen.fallback_reason},
+              {"phase", state_.phase}, {"step", state_.step}, {"global_step", state_.global_step}});
+  }
+
+  // data path -> file_fingerprint of the files this run trains and evaluates on.
+  std::map<std::string, std::string> data_fingerprints() const {
+    std::map<std::string, std::string> out;
+    for (const auto& path : {cfg_.data.train, cfg_.data.valid}) out[path] = file_fingerprint(path);
+    return out;
+  }
+
+  // A resumed run trains on the data it started with, unless told otherwise.
+  void check_data_unchanged(const std::string& path) {
+    const auto now = data_fingerprints();
+    for (const auto& [file, was] : state_.data_files) {
+      const auto it = now.find(file);
+      const std::string is = it == now.end() ? std::string("not in the config") : it->second;
+      if (is == was) continue;
+      const std::string msg = fmt::format("{}: data file changed since this run started ({} then, {} now; checkpoint {})",
+                                          file, was, is, path);
+      if (!options_.allow_data_change) throw InputError(msg + "; restore it, or pass --allow-data-change to continue on it");
+      warn(msg + "; continuing on it (--allow-data-change)");
+    }
+    state_.data_files = now;
+  }
+
+  // Between two steps: a stop signal (stop_signal.h) ends the run here, with a checkpoint. Rank 0's
+  // signal decides for all ranks, so that they stop at the same step.
+  void stop_if_asked() {
+    int sig = stop_requested();
+    if (dist_.distributed()) sig = static_cast<int>(dist_.broadcast_int(sig, "the stop request"));
+    if (sig == 0) return;
+    checkpoint();
+    throw StopRequested(fmt::format("{}: stopped at phase {} step {}; continue with --resume", dir_, state_.phase + 1,
+                                    state_.step),
+                        sig);
+  }
+
+  // Every phase's optimizer, built once on its level's parameters before anything is written: an
+  // option that only the parameters can refute (a no_decay pattern matching no name at that level)
+  // is found now, not when its phase starts hours into the run.
+  // Only optimizers with no_decay patterns need it (their other options are checked at load).
+  void check_phase_optimizers() const {
+    std::map<int, std::shared_ptr<torch::nn::Module>> built;
+    for (const PhaseConfig& phase : phases_) {
+      if (cfg_.optimizer_configs.get(phase.optimizer).no_decay.empty()) continue;
+      auto& module = built[phase.level];
+      if (!module) module = adapter_.build(levels_.shape(phase.level));
+      std::vector<std::pair<std::string, torch::Tensor>> named;
+      for (auto& item : module->named_parameters()) named.emplace_back(item.key(), item.value());
+      optim::make_optimizer(cfg_.optimizer_configs.get(phase.optimizer), named, phase.lr);
+    }
+  }
+
+  // A batch whose activations cannot fit in the machine's memory is refused before the run starts,
+  // not found by the allocator phases later. The estimate is a lower bound (fp32; per layer and token
+  // ten widest-width vectors and one attention row; logits and their gradient), so a refusal is sure.
+  void check_activation_memory() const {
+    if (device_.type() != torch::kCPU) return;
+    const double machine = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    if (!(machine > 0)) return;
+    const double context = static_cast<double>(adapter_.context());
+    for (size_t i = 0; i < phases_.size(); ++i) {
+      const LevelShape& shape = levels_.shape(phases_[i].level);
+      int64_t width = 1;
+      for (const auto& [space, size] : shape.sizes) width = std::max(width, size);
+      const double tokens = static_cast<double>(cfg_.batch_size_of(phases_[i])) * context / dist_.world();
+      const double bytes = 4 * tokens *
+                           (static_cast<double>(shape.layers) * (10.0 * static_cast<double>(width) + context) +
+                            2.0 * static_cast<double>(adapter_.vocab_size()));
+      if (bytes > machine) {
+        throw ConfigError(cfg_.file, phases_.size() > 1 ? fmt::format("phases[{}].batch_size", i) : "data.batch_size",
+                          fmt::format("a micro-batch of {} sequences of {} tokens at level {} needs at least {:.1f} GiB of "
+                                      "activations, more than this machine's {:.1f} GiB; lower the batch size and raise "
+                                      "grad_accum to keep the global batch",
+                                      cfg_.batch_size_of(phases_[i]), adapter_.context(), phases_[i].level,
+                                      bytes / (1 << 30), machine / (1 << 30)));
+      }
+    }
   }
 
   // Data-parallel runs split each step's global batch (batch_size × grad_accum rows) evenly over the ranks.
@@ -180,6 +366,9 @@ class CycleRunner {
       throw InputError(path + ": the config changed since this run started (fingerprint " + state_.fingerprint +
                        ", now " + fingerprint + "); restore the original config or start a new output directory");
     }
+    // Everything is checked before the metrics are truncated or a tensor is built.
+    check_run_position(state_, phases_, levels_.count(), path);
+    check_data_unchanged(path);
     resumed_ = true;
     if (dist_.is_main()) {
       metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), state_.metrics_offset);

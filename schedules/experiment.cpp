@@ -27,11 +27,13 @@ std::optional<ReportSummary> run_experiment(const RunConfig& cfg, const ModelAda
       if (!quiet) std::cerr << "[baseline] finished run with the same config found in " << dir << ", reusing it\n";
     } else {
       // The baseline is deterministic, so an unfinished one is always continued.
-      run_cycle(cfg, adapter, cfg.baseline_phases(), dir, CycleOptions{true, "baseline", options.quiet, options.dist});
+      run_cycle(cfg, adapter, cfg.baseline_phases(), dir,
+                CycleOptions{!options.restart, "baseline", options.quiet, options.dist, options.restart,
+                             options.allow_data_change});
     }
   }
   run_cycle(cfg, adapter, cfg.phases, (fs::path(cfg.output) / "vcycle").string(),
-            CycleOptions{options.resume, "vcycle", options.quiet, options.dist});
+            CycleOptions{options.resume, "vcycle", options.quiet, options.dist, options.restart, options.allow_data_change});
   if (!dist.is_main()) return std::nullopt;  // rank 0 writes the report
   if (!fs::exists(fs::path(cfg.output) / "baseline" / "metrics.jsonl")) {
     std::cerr << "no baseline in " << cfg.output << ": report skipped (run without --no-baseline to get one)\n";

@@ -13,6 +13,7 @@
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/core/run_lock.h"
 #include "vcycle/core/tensor_map.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/registry.h"
@@ -132,7 +133,7 @@ void train_adapters(const FinetuneConfig& cfg, const TrainingContext& ctx, const
 
 // The adapters-only file and the JSON summary in cfg.output.
 void write_outputs(const FinetuneConfig& cfg, const torch::nn::Module& model, FinetuneResult& result) {
-  fs::create_directories(cfg.output);
+  lock_run_directory(cfg.output);  // one writer per output directory (and creates it)
   result.adapter_path = (fs::path(cfg.output) / kAdapterName).string();
   result.summary_path = (fs::path(cfg.output) / kSummaryName).string();
   lora::save_adapters(model, result.adapter_path);

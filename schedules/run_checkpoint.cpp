@@ -54,6 +54,7 @@ void to_json(json& j, const RunState& s) {
            {"phase_tokens0", s.phase_tokens0}, {"phase_flops0", s.phase_flops0},
            {"phase_wall0", s.phase_wall0},   {"metrics_offset", s.metrics_offset},
            {"done", s.done},             {"fingerprint", s.fingerprint}};
+  if (!s.data_files.empty()) j["data_files"] = s.data_files;
 }
 
 void from_json(const json& j, RunState& s) {
@@ -80,6 +81,7 @@ void from_json(const json& j, RunState& s) {
   j.at("metrics_offset").get_to(s.metrics_offset);
   j.at("done").get_to(s.done);
   j.at("fingerprint").get_to(s.fingerprint);
+  if (j.contains("data_files")) j.at("data_files").get_to(s.data_files);  // absent before data fingerprints
 }
 
 Checkpoint to_checkpoint(const RunCheckpoint& run) {
@@ -108,6 +110,41 @@ RunCheckpoint run_checkpoint_from(const Checkpoint& ckpt, const std::string& wha
   run.optimizer = blob(ckpt, kOptimizerBlob);
   run.rng = blob(ckpt, kRngBlob);
   return run;
+}
+
+void check_run_position(const RunState& s, const std::vector<PhaseConfig>& phases, int level_count,
+                        const std::string& what) {
+  const auto bad = [&](const char* field, const std::string& value, const std::string& why) {
+    throw InputError(what + ": checkpoint field '" + field + "' is " + value + ", " + why +
+                     " (the checkpoint does not belong to this run's phases, or was edited)");
+  };
+  const int n = static_cast<int>(phases.size());
+  if (s.phase < 0 || s.phase > n) {
+    bad("phase", std::to_string(s.phase), "but the run has phases 0 .. " + std::to_string(n - 1) +
+                                              " (or " + std::to_string(n) + " when finished)");
+  }
+  const int64_t steps = s.phase < n ? phases[static_cast<size_t>(s.phase)].steps : 0;
+  if (s.step < 0 || s.step > steps) {
+    bad("step", std::to_string(s.step), "but phase " + std::to_string(s.phase) + " has 0 .. " + std::to_string(steps) + " steps");
+  }
+  if (s.model_level < 1 || s.model_level > level_count) {
+    bad("model_level", std::to_string(s.model_level), "but the run has levels 1 .. " + std::to_string(level_count));
+  }
+  // The model is at the level of the phase it is in, or, between phases, of the phase before.
+  int expected = 1;
+  if (s.entered && s.phase < n) expected = phases[static_cast<size_t>(s.phase)].level;
+  else if (!s.entered && s.phase > 0) expected = phases[static_cast<size_t>(s.phase - 1)].level;
+  if (s.entered && s.phase == n) bad("entered", "true", "but phase " + std::to_string(n) + " is past the last phase");
+  if (s.model_level != expected) {
+    bad("model_level", std::to_string(s.model_level), "but phase " + std::to_string(s.phase) + (s.entered ? "" : " (not yet entered)") +
+                                                          " runs at level " + std::to_string(expected));
+  }
+  if (s.done && s.phase != n) bad("done", "true", "but phase " + std::to_string(s.phase) + " of " + std::to_string(n) + " is not finished");
+  if (s.global_step < s.step) bad("global_step", std::to_string(s.global_step), "less than the phase's step " + std::to_string(s.step));
+  for (const auto& [field, v] : {std::pair<const char*, double>{"tokens", s.tokens}, {"train_flops", s.train_flops},
+                                 {"op_flops", s.op_flops}, {"eval_flops", s.eval_flops}}) {
+    if (!(v >= 0) || !std::isfinite(v)) bad(field, std::to_string(v), "but must be a finite count >= 0");
+  }
 }
 
 void save_run_checkpoint(const std::string& path, const RunCheckpoint& run) { save_checkpoint(path, to_checkpoint(run)); }

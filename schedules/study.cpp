@@ -13,6 +13,7 @@
 
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/core/run_lock.h"
 #include "vcycle/schedules/cycle_runner.h"
 #include "vcycle/schedules/report.h"
 
@@ -119,7 +120,7 @@ StudySummary run_study(const RunConfig& cfg, const ModelAdapter& adapter, const 
   for (double m : o.budgets) scaled.push_back(scale_budget(cfg, adapter, m, o.rule));
 
   const fs::path dir = study_dir(cfg);
-  fs::create_directories(dir);
+  lock_run_directory(dir.string());  // one study writes a study directory (and creates it)
   write_file_atomic((dir / "study_plan.json").string(), study_plan(cfg, o, lrs).dump(2) + "\n");
   SubRuns runs(adapter, o, static_cast<size_t>(o.seeds) * o.budgets.size() * (lrs.size() + o.vcycle_lr_scales.size()));
   for (int s = 0; s < o.seeds; ++s) {

@@ -5,6 +5,7 @@
 
 #include "sections.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
 #include "vcycle/core/yaml_util.h"
 
 namespace vcycle {
@@ -15,7 +16,9 @@ void require_file(const std::string& file, const YAML::Node& node, const std::st
                   const std::string& hint) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    throw ConfigError(yaml_where(file, node), key, "file '" + path + "' does not exist" + hint);
+    const std::string kind = file_kind(path);
+    throw ConfigError(yaml_where(file, node), key,
+                      "file '" + path + "' " + (kind == "missing" ? "does not exist" + hint : "is " + kind + ", not a regular file"));
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "sections.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
 #include "vcycle/core/yaml_util.h"
 
 namespace vcycle {
@@ -212,8 +213,10 @@ void check_data_files(const RunConfig& cfg, const YAML::Node& root) {
   for (auto [key, path] : {std::pair<std::string, std::string>{"data.train", cfg.data.train}, {"data.valid", cfg.data.valid}}) {
     std::error_code ec;
     if (!fs::is_regular_file(path, ec)) {
+      const std::string kind = file_kind(path);
       throw ConfigError(yaml_where(cfg.file, root["data"]), key,
-                        "data file '" + path + "' does not exist (run `vcycle prepare` first)");
+                        "data file '" + path + "' " +
+                            (kind == "missing" ? "does not exist (run `vcycle prepare` first)" : "is " + kind + ", not a regular file"));
     }
     if (fs::file_size(path, ec) == 0) throw ConfigError(yaml_where(cfg.file, root["data"]), key, "data file '" + path + "' is empty");
   }

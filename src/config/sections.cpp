@@ -1,6 +1,11 @@
 // Section parsers shared by the run and fine-tuning config loaders; see sections.h.
 #include "sections.h"
 
+#include <cmath>
+#include <limits>
+
+#include <torch/cuda.h>
+
 namespace vcycle::sections {
 
 uint64_t parse_seed(YamlReader& r) {
@@ -13,6 +18,10 @@ std::string parse_device(YamlReader& r) {
   const std::string device = r.get_or<std::string>("device", "cpu");
   if (!(device == "cpu" || device == "cuda" || device.rfind("cuda:", 0) == 0)) {
     r.fail("device", "unknown device '" + device + "' (valid: cpu, cuda, cuda:N)");
+  }
+  // Found now rather than when the first tensor moves there.
+  if (device != "cpu" && !torch::cuda::is_available()) {
+    r.fail("device", "'" + device + "' is not available: this LibTorch was built without CUDA or no GPU is visible (use cpu)");
   }
   return device;
 }
@@ -42,6 +51,11 @@ void parse_phase_training(YamlReader& r, PhaseConfig& p) {
   }
   p.lr = r.get_or<double>("lr", 1e-3);
   if (!(p.lr > 0)) r.fail("lr", "must be > 0, got " + std::to_string(p.lr));
+  // The optimizers compute in float32: a learning rate beyond its range (.inf, 1e308) turns every
+  // update into inf/NaN at the phase's first step. Refused here instead.
+  if (!std::isfinite(p.lr) || p.lr > static_cast<double>(std::numeric_limits<float>::max())) {
+    r.fail("lr", "must be a finite number a float32 can hold (<= 3.4e38), got " + r.node("lr").Scalar());
+  }
   p.warmup = r.get_or<int64_t>("warmup", 0);
   if (p.warmup < 0) r.fail("warmup", "must be >= 0, got " + std::to_string(p.warmup));
   p.schedule = parse_schedule(r, "schedule");

@@ -142,10 +142,12 @@ Checkpoint checkpoint_from_bytes(const std::string& bytes, const std::string& wh
 }
 
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
-  const std::string bytes = checkpoint_to_bytes(ckpt);
-  std::filesystem::create_directories(std::filesystem::absolute(path).parent_path());
   // Keep the last good checkpoint as "<path>.prev" until the new one is complete and renamed.
   const std::string prev = path + ".prev";
+  require_replaceable(path);
+  require_replaceable(prev);
+  const std::string bytes = checkpoint_to_bytes(ckpt);
+  std::filesystem::create_directories(std::filesystem::absolute(path).parent_path());
   if (std::filesystem::exists(path)) {
     ::unlink(prev.c_str());
     if (::link(path.c_str(), prev.c_str()) != 0) throw RunError(prev + ": cannot keep previous checkpoint");
@@ -154,8 +156,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path + ": checkpoint not found");
+  require_readable_file(path, "checkpoint");
   return checkpoint_from_bytes(read_file(path), path);
 }
 

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -336,7 +337,7 @@ std::string self_executable() {
 
 // The SIGINT / SIGTERM handlers in place before the launcher installed forward_signal.
 struct SavedHandlers {
-  struct sigaction int_handler {}, term_handler {};
+  struct sigaction int_handler {}, term_handler {}, hup_handler {};
 };
 
 SavedHandlers forward_signals_to_workers() {
@@ -346,17 +347,23 @@ SavedHandlers forward_signals_to_workers() {
   SavedHandlers saved;
   ::sigaction(SIGINT, &sa, &saved.int_handler);
   ::sigaction(SIGTERM, &sa, &saved.term_handler);
+  ::sigaction(SIGHUP, &sa, &saved.hup_handler);
   return saved;
 }
 
 void restore_signal_handlers(const SavedHandlers& saved) {
   ::sigaction(SIGINT, &saved.int_handler, nullptr);
   ::sigaction(SIGTERM, &saved.term_handler, nullptr);
+  ::sigaction(SIGHUP, &saved.hup_handler, nullptr);
 }
 
 // In the forked child: the worker's environment (as torchrun sets it), then this program again.
 [[noreturn]] void exec_worker(const std::string& exe, const std::vector<std::string>& args, int rank, int nproc,
-                              const std::string& port, const SavedHandlers& saved) {
+                              const std::string& port, const SavedHandlers& saved, pid_t launcher) {
+  // A worker dies with its launcher (a SIGKILLed launcher cannot stop its workers itself). The
+  // launcher may have died before the prctl took effect: then the worker's parent is no longer it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != launcher) std::_Exit(1);
   restore_signal_handlers(saved);
   ::setenv("RANK", std::to_string(rank).c_str(), 1);
   ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
@@ -375,13 +382,14 @@ void restore_signal_handlers(const SavedHandlers& saved) {
 std::vector<pid_t> spawn_workers(int nproc, const std::string& exe, const std::vector<std::string>& args,
                                  const std::string& port, const SavedHandlers& saved) {
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
+  const pid_t launcher = ::getpid();
   for (int r = 0; r < nproc; ++r) {
     const pid_t pid = ::fork();
     if (pid < 0) {
       forward_signal(SIGKILL);
       throw RunError(std::string("--nproc: fork failed: ") + std::strerror(errno));
     }
-    if (pid == 0) exec_worker(exe, args, r, nproc, port, saved);
+    if (pid == 0) exec_worker(exe, args, r, nproc, port, saved, launcher);
     pids[static_cast<size_t>(r)] = pid;
     g_children[r] = pid;
     g_child_count = r + 1;
@@ -445,6 +453,12 @@ void launch_local_workers(int nproc, const std::vector<std::string>& args, doubl
   const WorkerFailure failure = wait_for_workers(pids, grace_s);
   g_child_count = 0;
   restore_signal_handlers(saved);
+  // A stop signal forwarded to the workers: they checkpointed and stopped (128 + signal); so does the launcher.
+  if (!failure.message.empty() && g_forwarded_signal > 0 && g_forwarded_signal != SIGKILL) {
+    throw StopRequested(failure.message + fmt::format(" after signal {} was forwarded; continue with --resume",
+                                                      int(g_forwarded_signal)),
+                        g_forwarded_signal);
+  }
   if (!failure.message.empty() && failure.bad_input) {
     throw InputError(failure.message + " (bad input; see the workers' messages)");
   }

@@ -2,6 +2,7 @@
 #include "vcycle/core/file_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -16,7 +17,37 @@
 
 namespace vcycle {
 
+std::string file_kind(const std::string& path, bool follow_links) {
+  struct stat st {};
+  if ((follow_links ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0) return "missing";
+  if (S_ISREG(st.st_mode)) return "a regular file";
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISLNK(st.st_mode)) return "a symbolic link";
+  if (S_ISFIFO(st.st_mode)) return "a FIFO";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  if (S_ISCHR(st.st_mode)) return "a character device";
+  if (S_ISBLK(st.st_mode)) return "a block device";
+  return "not a regular file";
+}
+
+void require_readable_file(const std::string& path, const std::string& what) {
+  const std::string kind = file_kind(path, true);
+  if (kind == "missing") throw InputError(path + ": " + what + " not found");
+  if (kind != "a regular file") throw InputError(path + ": " + what + " is " + kind + ", not a regular file");
+}
+
+void require_replaceable(const std::string& path) {
+  const std::string kind = file_kind(path, false);
+  if (kind != "missing" && kind != "a regular file") {
+    throw InputError(path + ": exists and is " + kind + ", not a regular file; refusing to replace it");
+  }
+}
+
 std::string read_file(const std::string& path) {
+  // A directory opens and reads as empty, a FIFO blocks: say what it is instead.
+  if (const std::string kind = file_kind(path, true); kind != "missing" && kind != "a regular file") {
+    throw InputError(path + ": is " + kind + ", not a regular file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open (" + std::strerror(errno) + ")");
   std::ostringstream ss;
@@ -47,9 +78,12 @@ bool kill_during_this_write() {
 
 }  // namespace
 
+std::string temp_path_for(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  require_replaceable(path);
+  const std::string tmp = temp_path_for(path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) throw RunError(tmp + ": cannot create (" + std::strerror(errno) + ")");
   const size_t write_until = kill_during_this_write() ? bytes.size() / 2 : bytes.size();
   size_t done = 0;

@@ -3,11 +3,67 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <utility>
 #include <sstream>
+
+#include "vcycle/core/file_util.h"
 
 namespace vcycle {
 
+namespace {
+
+// The nodes the `--set` overrides of the document being read put in (their values and everything in
+// them), with the argument that did: an error about such a node cites the argument, not a line of
+// the file (the node's own mark is line 1 of the argument's text).
+std::vector<std::pair<YAML::Node, std::string>>& override_nodes() {
+  static thread_local std::vector<std::pair<YAML::Node, std::string>> nodes;
+  return nodes;
+}
+
+void remember_override(const YAML::Node& node, const std::string& assignment) {
+  override_nodes().emplace_back(node, assignment);
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      remember_override(kv.first, assignment);
+      remember_override(kv.second, assignment);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) remember_override(item, assignment);
+  }
+}
+
+// yaml-cpp keeps every pair of a map with a repeated key but answers lookups with the first, so a
+// repeated key would be silently ignored: refuse it, naming both lines.
+void check_duplicate_keys(const YAML::Node& node, const std::string& where, const std::string& path) {
+  if (node.IsMap()) {
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("<complex key>");
+      const std::string key_path = path.empty() ? key : path + "." + key;
+      const int line = kv.first.Mark().line + 1;
+      const auto [it, inserted] = first_line.emplace(key, line);
+      if (!inserted) {
+        if (where.rfind("--set ", 0) == 0) {  // a one-line value: lines say nothing
+          throw ConfigError(where, key_path, "duplicate key '" + key + "' in the value; each key may appear once");
+        }
+        throw ConfigError(where + ":" + std::to_string(line), key_path,
+                          "duplicate key '" + key + "' (first at line " + std::to_string(it->second) + ", again at line " +
+                              std::to_string(line) + "); each key may appear once");
+      }
+      check_duplicate_keys(kv.second, where, key_path);
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) check_duplicate_keys(node[i], where, path + "[" + std::to_string(i) + "]");
+  }
+}
+
+}  // namespace
+
 std::string yaml_where(const std::string& file, const YAML::Node& node) {
+  for (const auto& [n, assignment] : override_nodes()) {
+    if (node.IsDefined() && n.is(node)) return "--set " + assignment;
+  }
   if (node.IsDefined() && node.Mark().line >= 0) return file + ":" + std::to_string(node.Mark().line + 1);
   return file;
 }
@@ -21,9 +77,9 @@ std::string yaml_describe(const YAML::Node& node) {
 
 // ---------------------------------------------------------------------------- files and overrides
 YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<std::string>& overrides) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path + ": config file not found");
+  require_readable_file(path, "config file");
   YAML::Node root;
+  override_nodes().clear();
   try {
     root = YAML::LoadFile(path);
   } catch (const YAML::ParserException& e) {
@@ -31,6 +87,8 @@ YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<s
   } catch (const YAML::Exception& e) {
     throw ConfigError(path, "", std::string("cannot read YAML: ") + e.what());
   }
+  check_duplicate_keys(root, path, "");
+  override_nodes().clear();
   for (const auto& o : overrides) apply_override(root, o, path);
   return root;
 }
@@ -38,15 +96,18 @@ YAML::Node load_yaml_with_overrides(const std::string& path, const std::vector<s
 void apply_override(YAML::Node& root, const std::string& assignment, const std::string& file) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    throw ConfigError("--set", assignment, "expected key=value (e.g. phases[1].lr=2e-3)");
+    throw ConfigError("--set " + assignment, "", "expected key=value (e.g. phases[1].lr=2e-3)");
   }
   const std::string path = assignment.substr(0, eq);
+  const std::string where = "--set " + assignment;
+  (void)file;  // errors cite the argument: the file is not where the override came from
   YAML::Node value;
   try {
     value = YAML::Load(assignment.substr(eq + 1));
   } catch (const YAML::Exception& e) {
-    throw ConfigError("--set", path, std::string("value is not valid YAML: ") + e.what());
+    throw ConfigError(where, path, std::string("value is not valid YAML: ") + e.what());
   }
+  check_duplicate_keys(value, where, path);
   // Walk "a.b[2].c": keys separated by '.', list indices in brackets. yaml-cpp nodes are handles,
   // so the walk keeps a chain of handles and assigns through the last one.
   std::vector<YAML::Node> chain{root};
@@ -56,15 +117,22 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
     YAML::Node cur = chain.back();
     if (path[i] == '[') {
       const auto close = path.find(']', i);
-      if (close == std::string::npos) throw ConfigError("--set", path, "unclosed '['");
+      if (close == std::string::npos) throw ConfigError(where, path, "unclosed '['");
+      const std::string index_text = path.substr(i + 1, close - i - 1);
+      if (!index_text.empty() && index_text[0] == '-') {
+        throw ConfigError(where, path, "list index must be >= 0, got " + index_text);
+      }
       size_t idx = 0;
       try {
-        idx = std::stoul(path.substr(i + 1, close - i - 1));
+        if (index_text.empty() || index_text.find_first_not_of("0123456789") != std::string::npos) throw std::invalid_argument("");
+        idx = std::stoul(index_text);
       } catch (const std::exception&) {
-        throw ConfigError("--set", path, "list index must be a number");
+        throw ConfigError(where, path, "list index must be a number >= 0, got '" + index_text + "'");
       }
       if (!cur.IsSequence() || idx >= cur.size()) {
-        throw ConfigError(file, walked, "has no element [" + std::to_string(idx) + "] to override");
+        throw ConfigError(where, walked.empty() ? path : walked,
+                          "has no element [" + std::to_string(idx) + "] to override" +
+                              (cur.IsSequence() ? " (it has " + std::to_string(cur.size()) + ")" : " (not a list)"));
       }
       walked += path.substr(i, close - i + 1);
       chain.push_back(cur[idx]);
@@ -74,8 +142,8 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
       auto end = path.find_first_of(".[", i);
       if (end == std::string::npos) end = path.size();
       const std::string key = path.substr(i, end - i);
-      if (key.empty()) throw ConfigError("--set", path, "empty key");
-      if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap()) throw ConfigError(file, walked, "is not a map");
+      if (key.empty()) throw ConfigError(where, path, "empty key");
+      if (cur.IsDefined() && !cur.IsNull() && !cur.IsMap()) throw ConfigError(where, walked, "is not a map");
       walked += (walked.empty() ? "" : ".") + key;
       chain.push_back(cur[key]);
       i = end;
@@ -83,6 +151,7 @@ void apply_override(YAML::Node& root, const std::string& assignment, const std::
     }
   }
   chain.back() = value;
+  remember_override(value, assignment);
 }
 
 // ---------------------------------------------------------------------------- YamlReader

@@ -16,6 +16,7 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "vcycle/core/errors.h"
@@ -62,6 +63,15 @@ PrepareResult prepare_text(const std::string& text_path, const std::string& out_
     throw InputError(text_path + ": not UTF-8 text (invalid or NUL byte at offset " + std::to_string(bad) + ")");
   }
 
+  // The requested split needs one whole chunk for the smaller side at the requested fraction: a
+  // smaller text would silently get bigger chunks and a split far from the fraction asked for.
+  const double smaller_side = std::min(options.valid_fraction, 1 - options.valid_fraction);
+  const int64_t min_bytes = options.chunk_bytes * static_cast<int64_t>(std::ceil(1 / smaller_side - 1e-9));
+  if (static_cast<int64_t>(text.size()) < min_bytes) {
+    throw InputError(fmt::format("{}: text of {} bytes is too small to split with --valid-fraction {} in chunks of "
+                                 "--chunk-bytes {}: it needs at least {} bytes (lower --chunk-bytes, or give more text)",
+                                 text_path, text.size(), options.valid_fraction, options.chunk_bytes, min_bytes));
+  }
   // Contiguous chunks; a seeded shuffle picks ceil(fraction · chunks) of them for validation.
   const int64_t n_chunks = std::max<int64_t>(2, (static_cast<int64_t>(text.size()) + options.chunk_bytes - 1) / options.chunk_bytes);
   const int64_t chunk = (static_cast<int64_t>(text.size()) + n_chunks - 1) / n_chunks;
@@ -118,7 +128,8 @@ void extract_builtin_corpus(const std::string& corpus, const std::string& out_pa
   }
   if (out_path.find_first_of("'\"") != std::string::npos) throw InputError("corpus output path must not contain quotes: " + out_path);
   fs::create_directories(fs::absolute(out_path).parent_path());
-  const int rc = std::system((command + " > /dev/null 2>&1").c_str());
+  // The group's redirection silences the tools; the command's own redirection (kjv's) still writes the file.
+  const int rc = std::system(("{ " + command + "; } > /dev/null 2>&1").c_str());
   std::error_code ec;
   if (rc != 0 || fs::file_size(out_path + ".tmp", ec) == 0) {
     fs::remove(out_path + ".tmp", ec);

@@ -41,7 +41,7 @@ TEST_CASE("checkpoints round-trip bitwise and keep the previous file", "[checkpo
   save_checkpoint(path, c2);
   CHECK(load_checkpoint(path).meta_json == c2.meta_json);
   CHECK(load_checkpoint(path + ".prev").meta_json == c.meta_json);
-  CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
+  CHECK_FALSE(std::filesystem::exists(temp_path_for(path)));
 }
 
 TEST_CASE("damaged checkpoints are rejected with the fault named", "[checkpoint]") {

@@ -51,6 +51,9 @@ int cli_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitBadInput;
+  } catch (const StopRequested& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return e.exit_code();
   } catch (const InputError& e) {
     std::cerr << program << ": error: " << e.what() << "\n";
     return kExitBadInput;

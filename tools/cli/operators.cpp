@@ -4,9 +4,12 @@
 // find their level; the output is a checkpoint holding only the new model tensors.
 #include <iostream>
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "vcycle/core/file_util.h"
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/runtime.h"
@@ -48,11 +51,23 @@ int64_t elements(const TensorMap& t) {
 struct OpArgs {
   std::string input, input2, config, out;
   std::vector<std::string> overrides;
-  double alpha = 0.5;
+  std::string alpha = "0.5";  // text: CLI11 reads an empty value as 0
   std::string mode = "fixed";
 };
 
+// --alpha: a number in [0, 1], all of the text (an empty or partly numeric value is refused).
+double parse_alpha(const std::string& text) {
+  char* end = nullptr;
+  const double v = text.empty() ? 0 : std::strtod(text.c_str(), &end);
+  if (text.empty() || end == nullptr || *end != '\0') {
+    throw InputError("--alpha: expected a number in [0, 1], got '" + text + "'");
+  }
+  if (!(v >= 0 && v <= 1)) throw InputError(fmt::format("--alpha must be in [0, 1], got {}", text));
+  return v;
+}
+
 void move_level(const OpArgs& a, bool down) {
+  require_replaceable(a.out);  // before any work: the writer would refuse it at the end
   const RunConfig cfg = load_config(a.config, a.overrides);
   runtime_init(cfg.threads);
   auto adapter = make_model(cfg);
@@ -95,10 +110,11 @@ void add_operator_commands(CLI::App& app) {
   in->add_option("--mode", args->mode, "fixed | norm_matched")->capture_default_str();
   in->add_option("--out", args->out, "output checkpoint")->required();
   in->callback([args] {
-    if (!(args->alpha >= 0 && args->alpha <= 1)) throw InputError(fmt::format("--alpha must be in [0, 1], got {}", args->alpha));
+    const double alpha = parse_alpha(args->alpha);
+    require_replaceable(args->out);
     const TensorMap pre = model_tensors(args->input), deco = model_tensors(args->input2);
-    const TensorMap out = interpolate(pre, deco, args->alpha, parse_interpolation_mode(args->mode));
-    std::cout << fmt::format("interpolate: {} tensors, {} elements, alpha {} ({})\n", out.size(), elements(out), args->alpha,
+    const TensorMap out = interpolate(pre, deco, alpha, parse_interpolation_mode(args->mode));
+    std::cout << fmt::format("interpolate: {} tensors, {} elements, alpha {} ({})\n", out.size(), elements(out), alpha,
                              args->mode);
     save_model_checkpoint(args->out, out, 0);
     std::cout << "wrote " << args->out << "\n";

@@ -18,6 +18,7 @@
 #include "vcycle/schedules/budget.h"
 #include "vcycle/schedules/report.h"
 #include "vcycle/core/runtime.h"
+#include "vcycle/core/stop_signal.h"
 
 namespace vcycle::cli {
 
@@ -29,6 +30,8 @@ struct RunArgs {
   std::string config;
   std::vector<std::string> overrides;
   bool resume = false;
+  bool restart = false;
+  bool allow_data_change = false;
   bool no_baseline = false;
   bool quiet = false;
   int nproc = 0;  // 0: not given
@@ -39,7 +42,11 @@ struct RunArgs {
 void add_run_options(CLI::App* cmd, const std::shared_ptr<RunArgs>& args) {
   cmd->add_option("config", args->config, "run config (YAML)")->required();
   cmd->add_option("--set", args->overrides, "override a config key, e.g. --set phases[1].lr=2e-3 (repeatable)");
-  cmd->add_flag("--resume", args->resume, "continue from the run's last checkpoint");
+  auto* resume = cmd->add_flag("--resume", args->resume, "continue from the run's last checkpoint");
+  cmd->add_flag("--restart", args->restart, "start over from step 0 in a directory that holds a run (replaces it)")
+      ->excludes(resume);
+  cmd->add_flag("--allow-data-change", args->allow_data_change,
+                "with --resume: continue although the data files changed since the run started");
   cmd->add_flag("--quiet", args->quiet, "no progress lines");
   cmd->add_option("--nproc", args->nproc,
                   "run N data-parallel worker processes on this machine (README \"Data-parallel runs\"); "
@@ -84,11 +91,13 @@ void add_train_commands(CLI::App& app) {
     if (!cfg.baseline) throw ConfigError(cfg.file, "baseline", "missing: `vcycle train` trains the baseline section");
     if (launch_if_asked(*train_args, train->get_option("--nproc")->count() > 0)) return;
     runtime_init(cfg.threads);
+    install_stop_handlers();
     auto adapter = make_model(cfg);
     const DistContext dist = join_group(cfg);
     const std::string dir = (fs::path(cfg.output) / "baseline").string();
     const auto result = run_cycle(cfg, *adapter, cfg.baseline_phases(), dir,
-                                  CycleOptions{train_args->resume, "baseline", train_args->quiet, &dist});
+                                  CycleOptions{train_args->resume, "baseline", train_args->quiet, &dist,
+                                               train_args->restart, train_args->allow_data_change});
     if (!dist.is_main()) return;
     print_curve(result.dir);
     std::cout << fmt::format("final validation loss {:.4f} (run directory {})\n", result.final_val_loss, result.dir);
@@ -109,6 +118,7 @@ void add_train_commands(CLI::App& app) {
     const BudgetRule rule = budget_rule_from_name(run_args->rule, "--rule");
     if (launch_if_asked(*run_args, run->get_option("--nproc")->count() > 0)) return;
     runtime_init(cfg.threads);
+    install_stop_handlers();
     auto adapter = make_model(cfg);
     if (scaled) {
       cfg = scale_budget(cfg, *adapter, run_args->budget, rule);
@@ -116,7 +126,8 @@ void add_train_commands(CLI::App& app) {
     }
     const DistContext dist = join_group(cfg);
     const auto report = run_experiment(cfg, *adapter,
-                                       ExperimentOptions{run_args->resume, run_args->no_baseline, run_args->quiet, &dist});
+                                       ExperimentOptions{run_args->resume, run_args->no_baseline, run_args->quiet, &dist,
+                                                         run_args->restart, run_args->allow_data_change});
     if (report) std::cout << report->markdown;
   });
 

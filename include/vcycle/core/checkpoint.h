@@ -4,7 +4,7 @@
 //   magic "VCYCKPT\0" (8 bytes) | version u32 | body length u64 | crc32(body) u32 | body
 //   body = meta length u32 | meta (JSON text) | blob count u32 | { name length u32 | name | length u64 | bytes }*
 //          | tensor archive length u64 | tensor archive (torch::serialize::OutputArchive bytes)
-// Saving writes "<path>.tmp", fsyncs, hard-links the current file to "<path>.prev" and renames the new
+// Saving writes "<path>.tmp.<pid>", fsyncs, hard-links the current file to "<path>.prev" and renames the new
 // one into place: at every instant a complete checkpoint exists. Loading checks the magic, version,
 // length and checksum, and names what is wrong.
 #pragma once

@@ -2,6 +2,7 @@
 //
 //   InputError  — bad input: a config key, a data file, a checkpoint, a CLI argument. Exit code 2.
 //   RunError    — the run itself failed (non-finite loss, I/O failure while training). Exit code 3.
+//   StopRequested — SIGINT / SIGTERM / SIGHUP stopped the run after a checkpoint. Exit code 128 + signal.
 // Every message names what is at fault (file, key path, tensor) so the user can fix it.
 #pragma once
 
@@ -27,6 +28,13 @@ struct ConfigError : InputError {
 
 struct RunError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// The run stopped cleanly on a signal (stop_signal.h): a checkpoint was written and --resume continues.
+struct StopRequested : std::runtime_error {
+  StopRequested(const std::string& what, int signal) : std::runtime_error(what), signo(signal) {}
+  int signo;  // the signal that asked for the stop
+  int exit_code() const { return 128 + signo; }
 };
 
 }  // namespace vcycle

@@ -1,4 +1,5 @@
-// Metrics log: one JSON object per line (JSONL), appended and flushed row by row.
+// Metrics log: one JSON object per line (JSONL), appended row by row, each row with one write(2) so
+// that no kill leaves half a row.
 //
 // The writer knows its byte offset; a checkpoint records it, and resuming truncates the file back to
 // it, so an interrupted-and-resumed run has exactly the rows of an uninterrupted one.
@@ -13,7 +14,8 @@ namespace vcycle {
 
 class MetricsWriter {
  public:
-  // Opens `path`; truncates it to `offset` bytes (0 = start afresh).
+  // Opens `path`; truncates it to `offset` bytes (0 = start afresh). InputError, before anything is
+  // changed, if the file is shorter than `offset` or does not end a row there.
   MetricsWriter(std::string path, uint64_t offset);
   ~MetricsWriter();
   MetricsWriter(const MetricsWriter&) = delete;
@@ -25,7 +27,7 @@ class MetricsWriter {
 
  private:
   std::string path_;
-  std::FILE* file_ = nullptr;
+  int fd_ = -1;  // O_APPEND: each row is one write(2)
   uint64_t offset_ = 0;
 };
 

@@ -13,6 +13,11 @@
 //   metrics.jsonl    — eval / train / transition / phase_end rows (see README "Metrics")
 //   checkpoint.ckpt  — the latest checkpoint (and checkpoint.ckpt.prev, the one before); its
 //                      content is run_checkpoint.h's
+//   .vcycle.lock     — held (flock) by the one process writing the directory (run_lock.h)
+// A directory that holds a run is continued with `resume` or replaced with `restart`, never silently.
+// `resume` takes checkpoint.ckpt, or checkpoint.ckpt.prev when the newest is missing or fails its
+// checks (said on stderr and in a `resume` metrics row; the bad file is kept as checkpoint.ckpt.bad).
+// A stop signal (stop_signal.h) ends the run after its current step with a checkpoint.
 // Checkpoints are taken after every level transition, every `train.checkpoint_every` steps and at
 // every phase end; `resume` continues from the latest and reproduces an uninterrupted run exactly
 // (CPU, same threads).
@@ -37,6 +42,8 @@ struct CycleOptions {
   std::string label;      // shown in progress lines ("baseline", "vcycle")
   bool quiet = false;     // no progress lines
   const DistContext* dist = nullptr;  // data-parallel group; null = the single process
+  bool restart = false;            // start from step 0 over a directory that holds a run (replacing it)
+  bool allow_data_change = false;  // resume although the data files' fingerprints changed
 };
 
 struct CycleResult {

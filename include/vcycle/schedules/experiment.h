@@ -19,6 +19,8 @@ struct ExperimentOptions {
   bool no_baseline = false;  // skip the baseline (and the report, unless one already exists)
   bool quiet = false;        // no progress lines
   const DistContext* dist = nullptr;  // data-parallel group (distributed.h); null = the single process
+  bool restart = false;            // start both runs over from step 0 (a finished baseline of the same config is kept)
+  bool allow_data_change = false;  // resume although the data files changed (cycle_runner.h)
 };
 
 // Runs `<output>/baseline` (unless finished with the same config, or skipped), then `<output>/vcycle`,

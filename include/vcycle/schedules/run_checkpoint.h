@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "vcycle/config/run_config.h"
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/tensor_map.h"
 
@@ -49,6 +50,7 @@ struct RunState {
   uint64_t metrics_offset = 0;  // bytes of metrics.jsonl that belong to this position
   bool done = false;
   std::string fingerprint;      // config_fingerprint of the run's config and phases
+  std::map<std::string, std::string> data_files;  // data path -> file_fingerprint when the run started (empty: older checkpoint)
 };
 
 struct RunCheckpoint {
@@ -62,6 +64,13 @@ struct RunCheckpoint {
 Checkpoint to_checkpoint(const RunCheckpoint& run);
 // InputError naming `what` (usually the path) when the meta JSON is not a RunState.
 RunCheckpoint run_checkpoint_from(const Checkpoint& ckpt, const std::string& what);
+
+// InputError "<what>: checkpoint field 'phase' is 7, ..." when the run position is not one this run
+// can be at: phase outside 0 .. phases.size(), step outside 0 .. the phase's steps, a model level
+// outside 1 .. level_count or not the level of the phase it is in, a negative counter. Checked
+// before a resume touches anything, so that a hand-edited checkpoint with a valid CRC is refused.
+void check_run_position(const RunState& state, const std::vector<PhaseConfig>& phases, int level_count,
+                        const std::string& what);
 
 void save_run_checkpoint(const std::string& path, const RunCheckpoint& run);
 RunCheckpoint load_run_checkpoint(const std::string& path);
