@@ -131,7 +131,7 @@ void check_run_position(const RunState& s, const std::vector<PhaseConfig>& phase
     bad("model_level", std::to_string(s.model_level), "but the run has levels 1 .. " + std::to_string(level_count));
   }
   // The model is at the level of the phase it is in, or, between phases, of the phase before.
-  int expected = 1;
+  int expected = phases.empty() ? 1 : phases.front().level;  // a growth walk starts below level 1
   if (s.entered && s.phase < n) expected = phases[static_cast<size_t>(s.phase)].level;
   else if (!s.entered && s.phase > 0) expected = phases[static_cast<size_t>(s.phase - 1)].level;
   if (s.entered && s.phase == n) bad("entered", "true", "but phase " + std::to_string(n) + " is past the last phase");
