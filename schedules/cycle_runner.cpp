@@ -141,6 +141,7 @@ class CycleRunner {
     if (dist_.is_main()) metrics_ = std::make_unique<MetricsWriter>((fs::path(dir_) / kMetricsName).string(), 0);
     torch::manual_seed(cfg_.seed);
     module_ = adapter_.build(levels_.shape(1));
+    if (!cfg_.init.empty()) load_module_tensors(*module_, checkpoint_model(load_checkpoint(cfg_.init)), cfg_.init);
     module_->to(device_);
     sync_module("the initial parameters");
     state_.model_level = 1;

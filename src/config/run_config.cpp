@@ -195,6 +195,10 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   cfg.train = parse_train(r);
   cfg.distributed = parse_distributed(r, cfg.device);
   cfg.output = sections::parse_output(r, cfg.name);
+  cfg.init = r.get_or<std::string>("init", "");
+  if (!cfg.init.empty() && !fs::is_regular_file(cfg.init)) {
+    throw ConfigError(yaml_where(file, root["init"]), "init", "checkpoint '" + cfg.init + "' does not exist");
+  }
   r.finish();
   check_data_files(cfg, root);
   return cfg;
@@ -230,6 +234,7 @@ std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConf
   out << YAML::Key << "eval" << YAML::Value << YAML::BeginSeq << cfg.eval.every << cfg.eval.batches << YAML::EndSeq;
   out << YAML::Key << "train" << YAML::Value << YAML::BeginSeq << cfg.train.max_grad_norm
       << to_string(cfg.train.on_nonfinite) << YAML::EndSeq;
+  if (!cfg.init.empty()) out << YAML::Key << "init" << YAML::Value << cfg.init;  // absent: fingerprints as before
   out << YAML::EndMap;
   const std::string text = out.c_str();
   const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size()));

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/runtime.h"
+#include "vcycle/io/run_info.h"
 
 namespace vcycle::cli {
 namespace {
@@ -21,12 +22,15 @@ int main(int argc, char** argv) {
   CLI::App app{"vcycle — train transformers cheaper with multi-level V-cycles (Zou et al., ICLR 2024)"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", "vcycle " + vcycle::vcycle_version() + " (LibTorch " + vcycle::libtorch_version() + ")");
   vcycle::cli::add_prepare_command(app);
   vcycle::cli::add_train_commands(app);
   vcycle::cli::add_bench_command(app);
   vcycle::cli::add_operator_commands(app);
   vcycle::cli::add_finetune_command(app);
   vcycle::cli::add_study_command(app);
+  vcycle::cli::add_model_io_commands(app);
+  vcycle::cli::add_use_model_commands(app);
   std::string valid;
   bool known = false;
   for (const auto* sub : app.get_subcommands({})) {

@@ -18,6 +18,7 @@
 #include "vcycle/schedules/budget.h"
 #include "vcycle/schedules/report.h"
 #include "vcycle/core/runtime.h"
+#include "vcycle/io/run_info.h"
 
 namespace vcycle::cli {
 
@@ -86,6 +87,7 @@ void add_train_commands(CLI::App& app) {
     runtime_init(cfg.threads);
     auto adapter = make_builtin_model(cfg);
     const DistContext dist = join_group(cfg);
+    if (dist.is_main()) write_run_info(cfg.output, cfg, train_args->config, train_args->overrides);
     const std::string dir = (fs::path(cfg.output) / "baseline").string();
     const auto result = run_cycle(cfg, *adapter, cfg.baseline_phases(), dir,
                                   CycleOptions{train_args->resume, "baseline", train_args->quiet, &dist});
@@ -115,6 +117,7 @@ void add_train_commands(CLI::App& app) {
       cfg.output += fmt::format("-x{:g}", run_args->budget);
     }
     const DistContext dist = join_group(cfg);
+    if (dist.is_main()) write_run_info(cfg.output, cfg, run_args->config, run_args->overrides);
     const auto report = run_experiment(cfg, *adapter,
                                        ExperimentOptions{run_args->resume, run_args->no_baseline, run_args->quiet, &dist});
     if (report) std::cout << report->markdown;

@@ -99,6 +99,7 @@ struct RunConfig {
   TrainConfig train;
   DistributedConfig distributed;
   std::string output;             // run directory
+  std::string init;               // checkpoint the level-1 model starts from (`vcycle import`); "" = random
 
   // The phases of the plain baseline run (K = 1): the `baseline:` section as one level-1 phase.
   std::vector<PhaseConfig> baseline_phases() const;
