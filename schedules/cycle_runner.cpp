@@ -25,6 +25,7 @@
 #include "vcycle/core/precision.h"
 #include "vcycle/operators/state_projection.h"
 #include "vcycle/optim/registry.h"
+#include "vcycle/schedules/checkpoint_retention.h"
 #include "vcycle/schedules/evaluate.h"
 #include "vcycle/schedules/level_plan.h"
 #include "vcycle/schedules/lr_schedule.h"
@@ -443,6 +444,10 @@ class CycleRunner {
     state_.metrics_offset = metrics_->offset();
     ckpt.state = state_;
     save_run_checkpoint((fs::path(dir_) / kRunCheckpointFile).string(), ckpt);
+    if (cfg_.train.keep_checkpoints > 0) {  // between phases (entered false) a phase has just ended
+      retain_checkpoint(dir_, (fs::path(dir_) / kRunCheckpointFile).string(), state_.global_step,
+                        state_.entered ? 0 : state_.phase, cfg_.train.keep_checkpoints);
+    }
   }
 
   static TensorMap clone_tensors(const TensorMap& in) {

@@ -137,6 +137,8 @@ TrainConfig parse_train(YamlReader& r) {
   if (train.max_grad_norm < 0) t.fail("max_grad_norm", "must be >= 0 (0 disables clipping), got " + std::to_string(train.max_grad_norm));
   train.checkpoint_every = t.get_or<int64_t>("checkpoint_every", 200);
   if (train.checkpoint_every < 0) t.fail("checkpoint_every", "must be >= 0 (0 = phase ends only)");
+  train.keep_checkpoints = t.get_or<int>("keep_checkpoints", 0);
+  if (train.keep_checkpoints < 0) t.fail("keep_checkpoints", "must be >= 0 (0 keeps only the latest), got " + std::to_string(train.keep_checkpoints));
   train.log_every = t.get_or<int64_t>("log_every", 10);
   if (train.log_every <= 0) t.fail("log_every", "must be > 0, got " + std::to_string(train.log_every));
   train.on_nonfinite = sections::parse_enum(t, "on_nonfinite", OnNonfinite::stop, {OnNonfinite::stop, OnNonfinite::skip_step});

@@ -66,6 +66,22 @@ std::vector<HfTensorName> gpt_hf_names(const GPTConfig& cfg) {
   return out;
 }
 
+std::string gpt_hf_module_name(const std::string& vcycle_module) {
+  GPTConfig cfg;  // enough layers to hold the named block; untied so that `head` has its row
+  cfg.tied_embeddings = false;
+  cfg.layers = 1;
+  if (vcycle_module.rfind("blocks.", 0) == 0) {
+    try {
+      cfg.layers = std::stoll(vcycle_module.substr(7)) + 1;
+    } catch (const std::exception&) {
+    }
+  }
+  for (const auto& n : gpt_hf_names(cfg)) {
+    if (n.vcycle == vcycle_module + ".weight") return n.hf.substr(0, n.hf.size() - 7);
+  }
+  throw InputError("layer '" + vcycle_module + "' has no GPT-2 counterpart");
+}
+
 void gpt_hf_check(const GPTConfig& cfg) {
   if (cfg.heads * cfg.head_size != cfg.hidden) {
     throw InputError(fmt::format("the GPT-2 layout needs heads·head_size == hidden (GPT-2 splits n_embd into n_head "
@@ -108,8 +124,10 @@ TensorMap gpt_from_hf(const TensorMap& hf, const GPTConfig& cfg, const std::stri
   }
   for (const auto& [name, t] : hf) {
     // transformers (older releases) stored the causal-mask buffers; they carry no weights.
-    const bool mask_buffer = name.size() > 9 && (name.compare(name.size() - 9, 9, "attn.bias") == 0 ||
-                                                 name.find("attn.masked_bias") != std::string::npos);
+    auto ends_with = [&](const std::string& suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    const bool mask_buffer = ends_with(".attn.bias") || ends_with(".attn.masked_bias");
     if (!used.count(name) && !mask_buffer) {
       throw InputError(what + ": unexpected tensor '" + name + "' (not part of a GPT-2 of the config's shape" +
                        (cfg.tied_embeddings && name == "lm_head.weight" ? "; the config ties the LM head to wte" : "") +

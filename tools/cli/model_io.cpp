@@ -15,6 +15,7 @@
 #include "vcycle/io/hf_gpt2.h"
 #include "vcycle/io/run_info.h"
 #include "vcycle/io/safetensors.h"
+#include "vcycle/models/lora.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/schedules/run_checkpoint.h"
 
@@ -35,7 +36,42 @@ const GPTAdapter& gpt_adapter(const CheckpointModel& m, const std::string& forma
   return *gpt;
 }
 
+// LoRA adapters in PEFT's layout (adapter_config.json + adapter_model.safetensors), for a base model
+// exported with --format hf: PEFT names a layer's adapters by the base model's module path under
+// `base_model.model.`, keeps lora_A (r, in) and lora_B (out, r) as Linear weights whatever the base
+// layer, and needs fan_in_fan_out for GPT-2's Conv1D base layers.
+void export_peft(const ExportArgs& a) {
+  const lora::AdapterFile file = lora::read_adapters(a.checkpoint);
+  const std::string out = a.out.empty() ? (fs::path(a.checkpoint).parent_path() / "export-peft").string() : a.out;
+  fs::create_directories(out);
+  TensorMap tensors;
+  nlohmann::json targets = nlohmann::json::array();
+  for (const auto& layer : file.layers) targets.push_back(gpt_hf_module_name(layer));
+  for (const auto& [name, t] : file.tensors) {
+    const auto dot = name.rfind('.');
+    const std::string part = name.substr(dot + 1);  // lora_A | lora_B
+    tensors["base_model.model." + gpt_hf_module_name(name.substr(0, dot)) + "." + part + ".weight"] = t.contiguous();
+  }
+  const nlohmann::json config = {{"peft_type", "LORA"},
+                                 {"task_type", "CAUSAL_LM"},
+                                 {"r", file.options.r()},
+                                 {"lora_alpha", file.options.alpha()},
+                                 {"lora_dropout", file.options.dropout()},
+                                 {"target_modules", targets},
+                                 {"fan_in_fan_out", true},
+                                 {"bias", "none"},
+                                 {"modules_to_save", nullptr},
+                                 {"base_model_name_or_path", nullptr},
+                                 {"inference_mode", true},
+                                 {"vcycle_version", vcycle_version()}};
+  write_file_atomic((fs::path(out) / "adapter_config.json").string(), config.dump(2) + "\n");
+  save_safetensors((fs::path(out) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
+  std::cout << fmt::format("exported {} ({} LoRA layers, r {}, alpha {}) as PEFT adapters:\n  {}\n", a.checkpoint,
+                           file.layers.size(), file.options.r(), file.options.alpha(), out);
+}
+
 void export_model(const ExportArgs& a) {
+  if (a.format == "peft") return export_peft(a);
   const std::string config = find_checkpoint_config(a.checkpoint, a.config);
   const CheckpointModel m = load_checkpoint_model(a.checkpoint, config, a.overrides);
   const std::string out = a.out.empty() ? (fs::path(a.checkpoint).parent_path() / ("export-" + a.format)).string() : a.out;
@@ -64,7 +100,7 @@ void export_model(const ExportArgs& a) {
     written.push_back((fs::path(out) / "model.safetensors").string());
     save_safetensors(written.back(), hf, meta);
   } else {
-    throw InputError("--format must be safetensors, pt or hf, got '" + a.format + "'");
+    throw InputError("--format must be safetensors, pt, hf or peft, got '" + a.format + "'");
   }
   // Beside the weights: what they are and where they came from.
   nlohmann::json info = run_info(m.cfg);
@@ -122,7 +158,7 @@ void add_model_io_commands(CLI::App& app) {
   auto ex = std::make_shared<ExportArgs>();
   auto* cmd = app.add_subcommand("export", "Write a checkpoint's model as safetensors, a PyTorch state_dict, or a Hugging Face GPT-2 directory");
   cmd->add_option("checkpoint", ex->checkpoint, "a run's checkpoint (any level) or one `vcycle import` wrote")->required();
-  cmd->add_option("--format", ex->format, "safetensors | pt | hf")->required();
+  cmd->add_option("--format", ex->format, "safetensors | pt | hf (a GPT checkpoint) | peft (a `vcycle finetune` adapters.lora)")->required();
   cmd->add_option("--out", ex->out, "output directory (default: export-<format> beside the checkpoint)");
   cmd->add_option("--config", ex->config, "the run's config (default: the run directory's config.resolved.yaml)");
   cmd->add_option("--set", ex->overrides, "override a config key (repeatable)");

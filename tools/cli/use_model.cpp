@@ -61,7 +61,7 @@ void generate(const GenerateArgs& a) {
     }
     ids.push_back(static_cast<uint16_t>(torch::multinomial(torch::softmax(logits, 0), 1).item<int64_t>()));
   }
-  std::cout << tokenizer->decode(ids) << "\n";
+  std::cout << tokenizer->decode(ids) << std::endl;  // before the summary on stderr
   std::cerr << fmt::format("[{} prompt + {} sampled tokens, level {}, temperature {}, top-k {}, seed {}]\n", prompt_len,
                            a.tokens, m.level, a.temperature, a.top_k, a.seed);
 }

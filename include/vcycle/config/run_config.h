@@ -77,6 +77,7 @@ struct TrainConfig {
   double max_grad_norm = 1.0;           // global-norm clipping; 0 disables
   int64_t checkpoint_every = 200;       // steps between checkpoints (phase ends always checkpoint)
   int64_t log_every = 10;               // progress line cadence in steps
+  int keep_checkpoints = 0;             // numbered checkpoint-step<G>.ckpt kept (checkpoint_retention.h); 0 = none
   OnNonfinite on_nonfinite = OnNonfinite::stop;
 };
 

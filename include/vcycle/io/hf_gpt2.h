@@ -32,6 +32,10 @@ std::vector<HfTensorName> gpt_hf_names(const GPTConfig& cfg);
 // heads·head_size must equal hidden).
 void gpt_hf_check(const GPTConfig& cfg);
 
+// The GPT-2 module name of one of our linear layers ("blocks.3.attn.qkv" -> "transformer.h.3.attn.c_attn"),
+// from the same table. InputError naming the layer when it has no GPT-2 counterpart.
+std::string gpt_hf_module_name(const std::string& vcycle_module);
+
 // vcycle tensors -> GPT-2 tensors (contiguous CPU copies). InputError naming a missing tensor.
 TensorMap gpt_to_hf(const TensorMap& tensors, const GPTConfig& cfg);
 // GPT-2 tensors -> vcycle tensors. InputError naming `what` and the tensor when one is missing,
