@@ -87,11 +87,12 @@ void add_train_commands(CLI::App& app) {
     runtime_init(cfg.threads);
     auto adapter = make_builtin_model(cfg);
     const DistContext dist = join_group(cfg);
-    if (dist.is_main()) write_run_info(cfg.output, cfg, train_args->config, train_args->overrides);
     const std::string dir = (fs::path(cfg.output) / "baseline").string();
     const auto result = run_cycle(cfg, *adapter, cfg.baseline_phases(), dir,
                                   CycleOptions{train_args->resume, "baseline", train_args->quiet, &dist});
     if (!dist.is_main()) return;
+    // After the run: bad input must leave no output directory behind.
+    write_run_info(cfg.output, cfg, train_args->config, train_args->overrides);
     print_curve(result.dir);
     std::cout << fmt::format("final validation loss {:.4f} (run directory {})\n", result.final_val_loss, result.dir);
   });
@@ -117,9 +118,10 @@ void add_train_commands(CLI::App& app) {
       cfg.output += fmt::format("-x{:g}", run_args->budget);
     }
     const DistContext dist = join_group(cfg);
-    if (dist.is_main()) write_run_info(cfg.output, cfg, run_args->config, run_args->overrides);
     const auto report = run_experiment(cfg, *adapter,
                                        ExperimentOptions{run_args->resume, run_args->no_baseline, run_args->quiet, &dist});
+    // After the run: bad input must leave no output directory behind.
+    if (dist.is_main()) write_run_info(cfg.output, cfg, run_args->config, run_args->overrides);
     if (report) std::cout << report->markdown;
   });
 
