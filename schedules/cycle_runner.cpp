@@ -30,6 +30,7 @@
 #include "vcycle/core/stop_signal.h"
 #include "vcycle/operators/state_projection.h"
 #include "vcycle/optim/registry.h"
+#include "vcycle/schedules/checkpoint_retention.h"
 #include "vcycle/schedules/evaluate.h"
 #include "vcycle/schedules/level_plan.h"
 #include "vcycle/schedules/lr_schedule.h"
@@ -169,6 +170,13 @@ class CycleRunner {
     // A growth schedule starts at a smaller level, from a fresh initialisation of that shape.
     state_.model_level = phases_.front().level;
     module_ = adapter_.build(levels_.shape(state_.model_level));
+    if (!cfg_.init.empty()) {
+      if (state_.model_level != 1) {
+        throw InputError(cfg_.file + ": init: " + cfg_.init + " holds level-1 weights, but the phases start at level " +
+                         std::to_string(state_.model_level));
+      }
+      load_module_tensors(*module_, checkpoint_model(load_checkpoint(cfg_.init)), cfg_.init);
+    }
     module_->to(device_);
     sync_module("the initial parameters");
     evaluate();  // the curve starts at the initial loss
@@ -636,6 +644,10 @@ class CycleRunner {
     state_.metrics_offset = metrics_->offset();
     ckpt.state = state_;
     save_run_checkpoint((fs::path(dir_) / kRunCheckpointFile).string(), ckpt);
+    if (cfg_.train.keep_checkpoints > 0) {  // between phases (entered false) a phase has just ended
+      retain_checkpoint(dir_, (fs::path(dir_) / kRunCheckpointFile).string(), state_.global_step,
+                        state_.entered ? 0 : state_.phase, cfg_.train.keep_checkpoints);
+    }
   }
 
   static TensorMap clone_tensors(const TensorMap& in) {

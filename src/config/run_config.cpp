@@ -181,6 +181,8 @@ TrainConfig parse_train(YamlReader& r) {
   if (train.max_grad_norm < 0) t.fail("max_grad_norm", "must be >= 0 (0 disables clipping), got " + std::to_string(train.max_grad_norm));
   train.checkpoint_every = t.get_or<int64_t>("checkpoint_every", 200);
   if (train.checkpoint_every < 0) t.fail("checkpoint_every", "must be >= 0 (0 = phase ends only)");
+  train.keep_checkpoints = t.get_or<int>("keep_checkpoints", 0);
+  if (train.keep_checkpoints < 0) t.fail("keep_checkpoints", "must be >= 0 (0 keeps only the latest), got " + std::to_string(train.keep_checkpoints));
   train.log_every = t.get_or<int64_t>("log_every", 10);
   if (train.log_every <= 0) t.fail("log_every", "must be > 0, got " + std::to_string(train.log_every));
   train.on_nonfinite = sections::parse_enum(t, "on_nonfinite", OnNonfinite::stop, {OnNonfinite::stop, OnNonfinite::skip_step});
@@ -241,6 +243,10 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   cfg.train = parse_train(r);
   cfg.distributed = parse_distributed(r, cfg.device);
   cfg.output = sections::parse_output(r, cfg.name);
+  cfg.init = r.get_or<std::string>("init", "");
+  if (!cfg.init.empty() && !fs::is_regular_file(cfg.init)) {
+    throw ConfigError(yaml_where(file, root["init"]), "init", "checkpoint '" + cfg.init + "' does not exist");
+  }
   r.finish();
   check_data_files(cfg, root);
   return cfg;
@@ -279,6 +285,7 @@ std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConf
   out << YAML::Key << "eval" << YAML::Value << YAML::BeginSeq << cfg.eval.every << cfg.eval.batches << YAML::EndSeq;
   out << YAML::Key << "train" << YAML::Value << YAML::BeginSeq << cfg.train.max_grad_norm
       << to_string(cfg.train.on_nonfinite) << YAML::EndSeq;
+  if (!cfg.init.empty()) out << YAML::Key << "init" << YAML::Value << cfg.init;  // absent: fingerprints as before
   out << YAML::EndMap;
   const std::string text = out.c_str();
   const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size()));

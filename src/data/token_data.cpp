@@ -43,6 +43,15 @@ size_t first_invalid_utf8(const std::string& s) {
   return std::string::npos;
 }
 
+// FNV-1a of a text, as 16 hex digits.
+std::string fnv1a64_hex(const std::string& text) {
+  uint64_t h = 1469598103934665603ull;
+  for (const unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 std::string tokens_as_bytes(const std::vector<uint16_t>& ids) {
   std::string out(ids.size() * sizeof(uint16_t), '\0');
   std::memcpy(out.data(), ids.data(), out.size());  // x86/ARM are little-endian, the file format's order
@@ -110,6 +119,7 @@ PrepareResult prepare_text(const std::string& text_path, const std::string& out_
                          {"valid_fraction", options.valid_fraction},
                          {"chunk_bytes", chunk},
                          {"seed", options.seed}};
+  meta["text_fnv1a64"] = fnv1a64_hex(text);  // which text these token files were made from
   write_file_atomic(result.meta_path, meta.dump(2) + "\n");
   return result;
 }

@@ -9,6 +9,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/tensor_map.h"
 #include "vcycle/core/yaml_util.h"
+#include "vcycle/data/token_meta.h"
 #include "vcycle/data/tokenizer.h"
 #include "vcycle/operators/level_shape.h"
 #include "vcycle/operators/param_map.h"
@@ -130,6 +131,7 @@ void check_levels(const RunConfig& cfg, const ModelAdapter& adapter) {
 
 void validate_model_config(const RunConfig& cfg, const ModelAdapter& adapter) {
   check_vocab(cfg, adapter);
+  if (adapter.reads_token_files()) check_token_meta(cfg, adapter.vocab_size());  // the data's own meta.json
   // Every level's shape must divide evenly, and the parameter map must describe the model built at
   // every level: fail now, before anything trains, not at the first coalesce.
   try {

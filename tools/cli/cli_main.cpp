@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/runtime.h"
+#include "vcycle/io/run_info.h"
 
 namespace vcycle::cli {
 namespace {
@@ -29,12 +30,15 @@ int cli_main(int argc, char** argv) {
   CLI::App app{"vcycle — train transformers cheaper with multi-level V-cycles (Zou et al., ICLR 2024)", program};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", program + " " + vcycle_version() + " (LibTorch " + libtorch_version() + ")");
   cli::add_prepare_command(app);
   cli::add_train_commands(app);
   cli::add_bench_command(app);
   cli::add_operator_commands(app);
   cli::add_finetune_command(app);
   cli::add_study_command(app);
+  cli::add_model_io_commands(app);
+  cli::add_use_model_commands(app);
   std::string valid;
   bool known = false;
   for (const auto* sub : app.get_subcommands({})) {

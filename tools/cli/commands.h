@@ -20,5 +20,7 @@ void add_bench_command(CLI::App& app);
 void add_operator_commands(CLI::App& app);  // coalesce, decoalesce, interpolate
 void add_finetune_command(CLI::App& app);   // LoRA fine-tuning (finetune.h)
 void add_study_command(CLI::App& app);      // study, study-report (study.h)
+void add_model_io_commands(CLI::App& app);  // export, import (model_io.cpp)
+void add_use_model_commands(CLI::App& app); // generate, eval (use_model.cpp)
 
 }  // namespace vcycle::cli

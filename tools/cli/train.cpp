@@ -19,6 +19,7 @@
 #include "vcycle/schedules/report.h"
 #include "vcycle/core/runtime.h"
 #include "vcycle/core/stop_signal.h"
+#include "vcycle/io/run_info.h"
 
 namespace vcycle::cli {
 
@@ -99,6 +100,8 @@ void add_train_commands(CLI::App& app) {
                                   CycleOptions{train_args->resume, "baseline", train_args->quiet, &dist,
                                                train_args->restart, train_args->allow_data_change});
     if (!dist.is_main()) return;
+    // After the run: bad input must leave no output directory behind.
+    write_run_info(cfg.output, cfg, train_args->config, train_args->overrides);
     print_curve(result.dir);
     std::cout << fmt::format("final validation loss {:.4f} (run directory {})\n", result.final_val_loss, result.dir);
   });
@@ -128,6 +131,8 @@ void add_train_commands(CLI::App& app) {
     const auto report = run_experiment(cfg, *adapter,
                                        ExperimentOptions{run_args->resume, run_args->no_baseline, run_args->quiet, &dist,
                                                          run_args->restart, run_args->allow_data_change});
+    // After the run: bad input must leave no output directory behind.
+    if (dist.is_main()) write_run_info(cfg.output, cfg, run_args->config, run_args->overrides);
     if (report) std::cout << report->markdown;
   });
 

@@ -84,6 +84,7 @@ struct TrainConfig {
   double max_grad_norm = 1.0;           // global-norm clipping; 0 disables
   int64_t checkpoint_every = 200;       // steps between checkpoints (phase ends always checkpoint)
   int64_t log_every = 10;               // progress line cadence in steps
+  int keep_checkpoints = 0;             // numbered checkpoint-step<G>.ckpt kept (checkpoint_retention.h); 0 = none
   OnNonfinite on_nonfinite = OnNonfinite::stop;
 };
 
@@ -106,6 +107,7 @@ struct RunConfig {
   TrainConfig train;
   DistributedConfig distributed;
   std::string output;             // run directory
+  std::string init;               // checkpoint the level-1 model starts from (`vcycle import`); "" = random
 
   // The phases of the plain baseline run (K = 1): the `baseline:` section as one level-1 phase.
   std::vector<PhaseConfig> baseline_phases() const;

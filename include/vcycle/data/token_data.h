@@ -2,7 +2,8 @@
 //
 // Files (in the output directory of `prepare`):
 //   train.bin, valid.bin — little-endian uint16 token ids
-//   meta.json            — tokenizer, vocab size, source, token counts, split settings
+//   meta.json            — tokenizer, vocab size, source and its hash (text_fnv1a64), token counts,
+//                          split settings; a run checks it against its config (data/token_meta.h)
 // The split is by contiguous chunks of the text (so validation text is never seen in training),
 // chosen with a seeded shuffle: the same text and seed always give the same split.
 #pragma once
