@@ -170,11 +170,8 @@ class CycleRunner {
     // A growth schedule starts at a smaller level, from a fresh initialisation of that shape.
     state_.model_level = phases_.front().level;
     module_ = adapter_.build(levels_.shape(state_.model_level));
-    if (!cfg_.init.empty()) {
-      if (state_.model_level != 1) {
-        throw InputError(cfg_.file + ": init: " + cfg_.init + " holds level-1 weights, but the phases start at level " +
-                         std::to_string(state_.model_level));
-      }
+    // init: level-1 weights (the config loader refuses it for a walk that starts lower).
+    if (!cfg_.init.empty() && state_.model_level == 1) {
       load_module_tensors(*module_, checkpoint_model(load_checkpoint(cfg_.init)), cfg_.init);
     }
     module_->to(device_);

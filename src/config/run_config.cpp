@@ -247,6 +247,11 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   if (!cfg.init.empty() && !fs::is_regular_file(cfg.init)) {
     throw ConfigError(yaml_where(file, root["init"]), "init", "checkpoint '" + cfg.init + "' does not exist");
   }
+  if (!cfg.init.empty() && !cfg.phases.empty() && cfg.phases.front().level != 1) {
+    throw ConfigError(yaml_where(file, root["init"]), "init",
+                      "holds level-1 weights, but the phases start at level " + std::to_string(cfg.phases.front().level) +
+                          " (a growth walk starts from a fresh small model)");
+  }
   r.finish();
   check_data_files(cfg, root);
   return cfg;
