@@ -7,6 +7,7 @@
 
 #include <torch/version.h>
 
+#include "vcycle/core/file_fingerprint.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/yaml_util.h"
 #include "vcycle/io/checkpoint_model.h"
@@ -30,25 +31,22 @@ std::string resolved_config_yaml(const std::string& config_path, const std::vect
          out.c_str() + "\n";
 }
 
-nlohmann::json file_fingerprint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {{"path", path}, {"missing", true}};
-  // FNV-1a over the bytes: cheap, streaming, and plenty to tell two data files apart.
-  uint64_t h = 1469598103934665603ull, n = 0;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
-    n += static_cast<uint64_t>(in.gcount());
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return {{"path", path}, {"bytes", n}, {"fnv1a64", hex}};
+namespace {
+
+// {path, bytes, fingerprint} of a data file; the fingerprint is the one resume checks
+// (core/file_fingerprint.h), so both name a file's content the same way.
+nlohmann::json data_file_info(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return {{"path", path}, {"missing", true}};
+  return {{"path", path}, {"bytes", fs::file_size(path, ec)}, {"fingerprint", file_fingerprint(path)}};
 }
+
+}  // namespace
 
 nlohmann::json run_info(const RunConfig& cfg) {
   nlohmann::json data = nlohmann::json::object();
-  if (!cfg.data.train.empty()) data["train"] = file_fingerprint(cfg.data.train);
-  if (!cfg.data.valid.empty()) data["valid"] = file_fingerprint(cfg.data.valid);
+  if (!cfg.data.train.empty()) data["train"] = data_file_info(cfg.data.train);
+  if (!cfg.data.valid.empty()) data["valid"] = data_file_info(cfg.data.valid);
   return {{"vcycle_version", vcycle_version()}, {"libtorch_version", libtorch_version()}, {"config", cfg.file},
           {"data", data}};
 }

@@ -18,9 +18,6 @@ std::string libtorch_version();
 // The config file after every `--set`, as YAML text.
 std::string resolved_config_yaml(const std::string& config_path, const std::vector<std::string>& overrides);
 
-// {path, bytes, fnv1a64} of a file: enough to tell whether a later run reads the same data.
-nlohmann::json file_fingerprint(const std::string& path);
-
 // {vcycle_version, libtorch_version, config, data: {train, valid}} for a run config.
 nlohmann::json run_info(const RunConfig& cfg);
 
