@@ -1,7 +1,7 @@
 // The layering rule on includes (README "Layout"): the library is a stack of layers, and a file may
 // include vcycle headers of its own layer or of a lower one, never of a higher one:
 //
-//   core < data < optim < operators < config < models < schedules < tools
+//   core < data < optim < operators < config < models < schedules < io < tools
 //
 // A private header (one outside include/, such as src/optim/common.h) may be included only from its
 // own folder or a folder below it. include/deprecated/ (forwarding headers at the 0.1 paths) is
@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kLayers = {"core", "data", "optim", "operators", "config", "models", "schedules", "tools"};
+const std::vector<std::string> kLayers = {"core", "data", "optim", "operators", "config", "models", "schedules", "io", "tools"};
 
 // Repository-relative path prefixes of each layer's headers and sources.
 struct Prefix {
@@ -38,7 +38,9 @@ const Prefix kPrefixes[] = {
     {"operators/", "operators"},                {"include/vcycle/config/", "config"},
     {"src/config/", "config"},                  {"include/vcycle/models/", "models"},
     {"src/models/", "models"},                  {"include/vcycle/schedules/", "schedules"},
-    {"schedules/", "schedules"},                {"include/vcycle/cli.h", "tools"},
+    {"schedules/", "schedules"},                {"include/vcycle/io/", "io"},
+    {"src/io/", "io"},                          {"include/vcycle/cli.h", "tools"},
+    {"include/vcycle/version.h", "core"},  // generated from cmake/version.h.in
     {"tools/cli/", "tools"},
 };
 

@@ -9,7 +9,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/tensor_map.h"
 #include "vcycle/core/yaml_util.h"
-#include "vcycle/data/token_meta.h"
+#include "vcycle/config/token_meta.h"
 #include "vcycle/data/tokenizer.h"
 #include "vcycle/operators/level_shape.h"
 #include "vcycle/operators/param_map.h"

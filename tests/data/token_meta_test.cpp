@@ -8,7 +8,7 @@
 
 #include "test_util.h"
 #include "vcycle/core/errors.h"
-#include "vcycle/data/token_meta.h"
+#include "vcycle/config/token_meta.h"
 #include "vcycle/models/registry.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.

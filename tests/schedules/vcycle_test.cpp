@@ -15,6 +15,7 @@
 #include "vcycle/core/metrics.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/schedules/report.h"
+#include "vcycle/schedules/run_checkpoint.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
@@ -250,13 +251,16 @@ TEST_CASE("a V-cycle killed inside checkpoint writes resumes to the uninterrupte
     if (r.exit_code == 0) break;
     REQUIRE(r.signal == SIGKILL);
     ++kills;
-    // The half-written temp file is there, and the checkpoint it was replacing is intact.
-    bool temp_left = false;  // "checkpoint.ckpt.tmp.<pid>" of the killed process
-    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(ckpt).parent_path())) {
-      temp_left = temp_left || e.path().filename().string().rfind("checkpoint.ckpt.tmp.", 0) == 0;
+    // The half-written temp file is there ("<file>.tmp.<pid>" of the killed process: a checkpoint, or
+    // after the last phase the run's config.resolved.yaml / run_info.json one level up), and the
+    // checkpoint it was replacing is intact.
+    bool temp_left = false;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir.str("b"))) {
+      temp_left = temp_left || e.path().filename().string().find(".tmp.") != std::string::npos;
     }
     CHECK(temp_left);
     if (std::filesystem::exists(ckpt)) CHECK_NOTHROW(load_checkpoint(ckpt));
+    if (std::filesystem::exists(ckpt) && load_run_checkpoint(ckpt).state.done) break;  // only the run-info writes are left
   }
   CHECK(kills >= 5);
   const auto last = test::run_cli({"run", dir.str("b.yaml"), "--quiet", "--no-baseline", "--resume"});

@@ -58,7 +58,7 @@ double printed_loss(const std::string& output) {
 
 }  // namespace
 
-TEST_CASE("export to pt / safetensors / hf matches a Python forward; import, generate, eval", "[cli][export]") {
+TEST_CASE("export to pt / safetensors / hf matches a Python forward, and import, generate and eval work", "[cli][export]") {
   test::TempDir dir("modelio");
   test::prepare_fixture_corpus(dir.str("data"));
   const std::string cfg = dir.str("c.yaml");

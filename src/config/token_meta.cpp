@@ -1,5 +1,5 @@
-// meta.json of prepared token files; see include/vcycle/data/token_meta.h.
-#include "vcycle/data/token_meta.h"
+// meta.json of prepared token files; see include/vcycle/config/token_meta.h.
+#include "vcycle/config/token_meta.h"
 
 #include <filesystem>
 
