@@ -168,7 +168,7 @@ FinetuneResult run_finetune(const FinetuneConfig& cfg, bool quiet) {
   const torch::Device device(cfg.device);
   if (device.is_cuda() && !torch::cuda::is_available()) throw InputError(cfg.file + ": device: " + cfg.device + " but CUDA is not available");
   FinetuneResult result;
-  auto adapter = make_builtin_model(cfg.base);
+  auto adapter = make_model(cfg.base);
   auto model = load_base(cfg, *adapter, result);
   const NamedParams params = add_lora(cfg, *model, device, result, quiet);
   auto batches = downstream_batches(cfg, *adapter);

@@ -31,7 +31,7 @@ CheckpointModel load_checkpoint_model(const std::string& checkpoint, const std::
                                       const std::vector<std::string>& overrides) {
   CheckpointModel m;
   m.cfg = load_config(config, overrides);
-  m.adapter = make_builtin_model(m.cfg);
+  m.adapter = make_model(m.cfg);
   const TensorMap tensors = checkpoint_model(load_checkpoint(checkpoint));
   if (tensors.empty()) throw InputError(checkpoint + ": checkpoint holds no model tensors");
   const LevelPlan plan(m.cfg, *m.adapter, m.cfg.levels.count);

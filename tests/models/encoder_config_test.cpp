@@ -61,12 +61,12 @@ struct Fixture {
 TEST_CASE("bert and vit model sections parse into their adapters", "[config][bert][vit]") {
   Fixture f;
   const RunConfig b = f.load(f.bert);
-  auto bert = make_builtin_model(b);
+  auto bert = make_model(b);
   CHECK(bert->type() == "bert");
   CHECK(bert->vocab_size() == 256);  // ids the token files may hold; 256 is [MASK]
   CHECK(dynamic_cast<const BertAdapter&>(*bert).config().head_size == 8);
   const RunConfig v = f.load(f.vit);
-  auto vit = make_builtin_model(v);
+  auto vit = make_model(v);
   CHECK(vit->type() == "vit");
   CHECK(vit->context() == 5);  // 2 × 2 patches + the class token
   CHECK_FALSE(vit->reads_token_files());

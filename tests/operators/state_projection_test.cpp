@@ -266,7 +266,7 @@ TEST_CASE("a 2-level V-cycle with optimizer_state: project carries the state, re
     const std::string out = dir.str(state);
     test::write_text(dir.str(state + ".yaml"), cycle_config(dir.str("data"), out, state, {"adamw", "adamw", "adamw"}));
     const RunConfig cfg = load_config(dir.str(state + ".yaml"));
-    auto adapter = make_builtin_model(cfg);
+    auto adapter = make_model(cfg);
     final_loss[state] = run_cycle(cfg, *adapter, cfg.phases, out, CycleOptions{false, state, true}).final_val_loss;
     transitions[state] = rows_of(out + "/metrics.jsonl", "transition");
     REQUIRE(transitions[state].size() == 2);
@@ -291,7 +291,7 @@ TEST_CASE("optimizer_state: project resets, with a warning, where the optimizer 
   const std::string out = dir.str("out");
   test::write_text(dir.str("c.yaml"), cycle_config(dir.str("data"), out, "project", {"adamw", "came", "came"}));
   const RunConfig cfg = load_config(dir.str("c.yaml"));
-  auto adapter = make_builtin_model(cfg);
+  auto adapter = make_model(cfg);
   std::string warnings;
   {
     CaptureCerr capture;
@@ -313,7 +313,7 @@ TEST_CASE("optimizer_state: project resumes exactly across level changes", "[pro
   test::write_text(dir.str("a.yaml"), cycle_config(dir.str("data"), dir.str("a"), "project", {"came", "came", "came"}));
   test::write_text(dir.str("b.yaml"), cycle_config(dir.str("data"), dir.str("b"), "project", {"came", "came", "came"}));
   const RunConfig cfg_a = load_config(dir.str("a.yaml"));
-  auto gpt_a = make_builtin_model(cfg_a);
+  auto gpt_a = make_model(cfg_a);
   run_cycle(cfg_a, *gpt_a, cfg_a.phases, dir.str("a"), CycleOptions{false, "a", true});
 
   // Interrupted (hidden 32 is level 1, 16 level 2): (1) building the level-2 model, i.e. after
@@ -323,7 +323,7 @@ TEST_CASE("optimizer_state: project resumes exactly across level changes", "[pro
   // up (a resume at level 2 builds the level-1 model only in the transition). Each run resumes the
   // previous one; the last runs to the end.
   const RunConfig cfg = load_config(dir.str("b.yaml"));
-  auto gpt = make_builtin_model(cfg);
+  auto gpt = make_model(cfg);
   const std::string b = dir.str("b");
   constexpr int64_t kNone = -1;
   const std::vector<std::pair<int64_t, int64_t>> stops = {{16, kNone}, {kNone, 16}, {32, kNone}, {kNone, 32}};

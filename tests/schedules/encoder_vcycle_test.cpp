@@ -38,7 +38,7 @@ std::string cycle_sections(const std::string& out) {
 // Runs baseline + V-cycle + report for `yaml`; returns report.json.
 json run_all(const std::string& path) {
   const RunConfig cfg = load_config(path);
-  auto adapter = make_builtin_model(cfg);
+  auto adapter = make_model(cfg);
   run_cycle(cfg, *adapter, cfg.baseline_phases(), cfg.output + "/baseline", CycleOptions{false, "baseline", true});
   run_cycle(cfg, *adapter, cfg.phases, cfg.output + "/vcycle", CycleOptions{false, "vcycle", true});
   write_report(cfg.output);

@@ -26,7 +26,7 @@ TEST_CASE("n accumulated micro-batches equal one n-times-larger batch, for AdamW
                        "baseline: { steps: 3, optimizer: " + opt + ", lr: 1e-3, warmup: 1 }\n"
                        "eval: { every: 10, batches: 1 }\ntrain: { max_grad_norm: 0.5 }\noutput: " + out + "\n");
       const RunConfig cfg = load_config(dir.str("c.yaml"));
-      auto adapter = make_builtin_model(cfg);
+      auto adapter = make_model(cfg);
       run_cycle(cfg, *adapter, cfg.baseline_phases(), out, CycleOptions{false, "accum", true});
       return load_checkpoint(out + "/checkpoint.ckpt").tensors;
     };

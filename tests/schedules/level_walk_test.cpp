@@ -148,7 +148,7 @@ TEST_CASE("growth starts at the small level and its up-step is the de-coalesced 
   test::prepare_fixture_corpus(dir.str("data"));
   test::write_text(dir.str("c.yaml"), walk_config(dir.str("data"), dir.str("out"), 2, {2, 1}));
   const RunConfig cfg = load_config(dir.str("c.yaml"));
-  auto adapter = make_builtin_model(cfg);
+  auto adapter = make_model(cfg);
 
   // The small phase alone, then the growth walk whose level-1 phase has lr 0 (every step keeps the
   // parameters bitwise): its end state is exactly what the up-step produced.
@@ -177,7 +177,7 @@ TEST_CASE("repeated cycles blend with the most recent θ_pre, and a phase's own 
   test::write_text(dir.str("c.yaml"), walk_config(dir.str("data"), dir.str("out"), 2, {2, 1, 2, 1}));
   {
     const RunConfig cfg = load_config(dir.str("c.yaml"));
-    auto adapter = make_builtin_model(cfg);
+    auto adapter = make_model(cfg);
     run_cycle(cfg, *adapter, cfg.phases, dir.str("mix"), CycleOptions{false, "mix", true});
     // Growth first (nothing to blend with), then a coalescing that saves θ_pre, then a blend.
     CHECK(transition_ops(dir.str("mix/metrics.jsonl")) ==
@@ -192,7 +192,7 @@ TEST_CASE("repeated cycles blend with the most recent θ_pre, and a phase's own 
   const RunConfig global = load_config(dir.str("b.yaml"), {"levels.interpolation.alpha=0.25"});
   const RunConfig plain = load_config(dir.str("b.yaml"));
   CHECK(config_fingerprint(per_phase, per_phase.phases) != config_fingerprint(plain, plain.phases));
-  auto adapter = make_builtin_model(plain);
+  auto adapter = make_model(plain);
   run_cycle(per_phase, *adapter, per_phase.phases, dir.str("a"), CycleOptions{false, "a", true});
   run_cycle(global, *adapter, global.phases, dir.str("b"), CycleOptions{false, "b", true});
   run_cycle(plain, *adapter, plain.phases, dir.str("c"), CycleOptions{false, "c", true});

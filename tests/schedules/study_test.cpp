@@ -89,7 +89,7 @@ TEST_CASE("budget: proportional scales every phase, fixed_small keeps all but th
   test::prepare_fixture_corpus(dir.str("data"));
   test::write_text(dir.str("c.yaml"), tiny_config(dir.str("data"), dir.str("out")));
   const RunConfig cfg = load_config(dir.str("c.yaml"));
-  auto adapter = make_builtin_model(cfg);
+  auto adapter = make_model(cfg);
 
   const RunConfig p = scale_budget(cfg, *adapter, 3, BudgetRule::proportional);
   CHECK(p.baseline->steps == 48);

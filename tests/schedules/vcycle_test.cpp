@@ -84,7 +84,7 @@ TEST_CASE("2- and 3-level V-cycles run end to end and write a consistent report"
     const std::string out = dir.str("out" + std::to_string(levels));
     test::write_text(dir.str("c.yaml"), cycle_config(dir.str("data"), out, levels));
     const RunConfig cfg = load_config(dir.str("c.yaml"));
-    auto adapter = make_builtin_model(cfg);
+    auto adapter = make_model(cfg);
     run_cycle(cfg, *adapter, cfg.baseline_phases(), out + "/baseline", CycleOptions{false, "baseline", true});
     run_cycle(cfg, *adapter, cfg.phases, out + "/vcycle", CycleOptions{false, "vcycle", true});
     const ReportSummary summary = write_report(out);
@@ -154,7 +154,7 @@ TEST_CASE("a report for a V-cycle that never reaches L* says so and claims no sa
   // A long baseline and a V-cycle with a tiny learning rate: the V-cycle cannot get there.
   const RunConfig cfg = load_config(dir.str("c.yaml"), {"baseline.steps=80", "phases[0].lr=1e-6", "phases[1].lr=1e-6",
                                                         "phases[2].lr=1e-6"});
-  auto adapter = make_builtin_model(cfg);
+  auto adapter = make_model(cfg);
   run_cycle(cfg, *adapter, cfg.baseline_phases(), out + "/baseline", CycleOptions{false, "baseline", true});
   run_cycle(cfg, *adapter, cfg.phases, out + "/vcycle", CycleOptions{false, "vcycle", true});
   const ReportSummary s = write_report(out);

@@ -84,7 +84,7 @@ std::map<std::string, std::string> snapshot(const std::string& dir) {
 std::string refusal(const std::string& config, bool resume, const std::vector<std::string>& overrides = {}) {
   try {
     const RunConfig cfg = load_config(config, overrides);
-    auto adapter = make_builtin_model(cfg);
+    auto adapter = make_model(cfg);
     run_cycle(cfg, *adapter, cfg.baseline_phases(), cfg.output + "/baseline", CycleOptions{resume, "hostile", true});
   } catch (const InputError& e) {
     return e.what();

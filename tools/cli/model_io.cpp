@@ -126,7 +126,7 @@ struct ImportArgs {
 // vcycle's tensor names, into a model-only checkpoint of the config's level-1 model.
 void import_model(const ImportArgs& a) {
   const RunConfig cfg = load_config(a.config, a.overrides);
-  auto adapter = make_builtin_model(cfg);
+  auto adapter = make_model(cfg);
   auto module = adapter->build(adapter->top_shape());
   TensorMap tensors;
   std::string what;

@@ -47,9 +47,6 @@ std::vector<std::string> registered_models();
 // a bad model section; an unknown type lists the registered ones ("valid: gpt, bert, vit, …").
 std::shared_ptr<ModelAdapter> make_model(const RunConfig& cfg);
 
-// The former name of make_model, from when only the built-in families could be named.
-inline std::shared_ptr<ModelAdapter> make_builtin_model(const RunConfig& cfg) { return make_model(cfg); }
-
 // Checks a model against its run config: the model's vocab covers the tokenizer's (for models that
 // read the token files), and every level
 // of the configured V-cycle divides evenly. ConfigError naming the key.
