@@ -82,10 +82,8 @@ int count_lines(const std::string& path) {
   return n;
 }
 
-CliResult run_cli(const std::vector<std::string>& args, const std::string& watch, int kill_after_rows) {
-  static int counter = 0;
-  const std::string log = (std::filesystem::temp_directory_path() /
-                           ("vcycle_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log")).string();
+SpawnedCli spawn_cli(const std::vector<std::string>& args, const std::string& log) {
+  std::fflush(nullptr);  // or the child's freopen flushes our buffered output a second time
   const pid_t pid = ::fork();
   if (pid == 0) {
     std::vector<char*> argv;
@@ -100,7 +98,33 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& watch
     ::execv(cli.c_str(), argv.data());
     std::_Exit(127);
   }
+  return SpawnedCli{pid, log};
+}
+
+namespace {
+
+CliResult result_of(int status, const std::string& log) {
   CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  r.output = read_file(log);
+  return r;
+}
+
+}  // namespace
+
+CliResult wait_cli(const SpawnedCli& s) {
+  int status = 0;
+  ::waitpid(s.pid, &status, 0);
+  return result_of(status, s.log);
+}
+
+CliResult run_cli(const std::vector<std::string>& args, const std::string& watch, int kill_after_rows) {
+  static int counter = 0;
+  const std::string log = (std::filesystem::temp_directory_path() /
+                           ("vcycle_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log")).string();
+  const pid_t pid = spawn_cli(args, log).pid;
+  bool killed = false;
   int status = 0;
   while (true) {
     const pid_t done = ::waitpid(pid, &status, kill_after_rows > 0 ? WNOHANG : 0);
@@ -108,14 +132,13 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& watch
     if (kill_after_rows > 0 && count_lines(watch) >= kill_after_rows) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
-      r.killed = true;
+      killed = true;
       break;
     }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  r.output = read_file(log);
+  CliResult r = result_of(status, log);
+  r.killed = killed;
   std::filesystem::remove(log);
   return r;
 }

@@ -1,6 +1,8 @@
 // Helpers shared by tests: temporary directories, tiny prepared corpora, config text.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -49,6 +51,15 @@ struct CliResult {
   int signal = 0;       // the signal that ended it, if one did (ours or its own)
   std::string output;   // stdout + stderr
 };
+
+// The vcycle program started in the background with `args`, its stdout and stderr going to `log`.
+struct SpawnedCli {
+  pid_t pid = -1;
+  std::string log;
+};
+SpawnedCli spawn_cli(const std::vector<std::string>& args, const std::string& log);
+// Waits for a spawned program to end; its exit code or signal and its output.
+CliResult wait_cli(const SpawnedCli& s);
 
 // Runs the vcycle program with `args`. If `kill_after_rows` > 0, SIGKILLs it as soon as the file
 // `watch` has at least that many lines (or when it exits on its own first).

@@ -32,6 +32,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/metrics.h"
+#include "vcycle/schedules/run_checkpoint.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
@@ -60,16 +61,8 @@ std::string dist_config(const std::string& data, const std::string& out, const s
          "output: " + out + "\n";
 }
 
-TensorMap model_of(const std::string& ckpt) {
-  TensorMap out;
-  for (const auto& [k, v] : load_checkpoint(ckpt).tensors) {
-    if (k.rfind("model/", 0) == 0) out[k] = v;
-  }
-  return out;
-}
-
 void check_same_params(const std::string& a_ckpt, const std::string& b_ckpt) {
-  const TensorMap a = model_of(a_ckpt), b = model_of(b_ckpt);
+  const TensorMap a = checkpoint_model(load_checkpoint(a_ckpt)), b = checkpoint_model(load_checkpoint(b_ckpt));
   REQUIRE(a.size() == b.size());
   REQUIRE(!a.empty());
   double diff2 = 0, norm2 = 0;

@@ -15,6 +15,7 @@
 
 #include "test_util.h"
 #include "vcycle/core/checkpoint.h"
+#include "vcycle/schedules/run_checkpoint.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/metrics.h"
 
@@ -37,41 +38,6 @@ std::string tiny_config(const std::string& data, const std::string& out, int ste
          "output: " + out + "\n";
 }
 
-// A vcycle process running in the background, its output in a log file.
-struct Spawned {
-  pid_t pid = -1;
-  std::string log;
-};
-
-Spawned spawn_cli(const std::vector<std::string>& args, const std::string& log) {
-  std::fflush(nullptr);  // or the child's freopen flushes our buffered output a second time
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    static const std::string cli = VCYCLE_CLI_PATH;
-    argv.push_back(const_cast<char*>(cli.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    FILE* f = std::freopen(log.c_str(), "w", stdout);
-    (void)f;
-    ::dup2(fileno(stdout), 2);
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    ::execv(cli.c_str(), argv.data());
-    std::_Exit(127);
-  }
-  return Spawned{pid, log};
-}
-
-test::CliResult wait_cli(const Spawned& s) {
-  int status = 0;
-  ::waitpid(s.pid, &status, 0);
-  test::CliResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  r.output = read_file(s.log);
-  return r;
-}
-
 // Every regular file under `dir` with its bytes (lock files included: nothing may change).
 std::map<std::string, std::string> snapshot(const std::string& dir) {
   std::map<std::string, std::string> out;
@@ -87,16 +53,8 @@ void wait_for_rows(const std::string& metrics, int rows) {
   for (int i = 0; i < 20000 && test::count_lines(metrics) < rows; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-TensorMap model_of(const std::string& ckpt) {
-  TensorMap out;
-  for (const auto& [k, v] : load_checkpoint(ckpt).tensors) {
-    if (k.rfind("model/", 0) == 0) out[k] = v;
-  }
-  return out;
-}
-
 bool same_model(const std::string& a, const std::string& b) {
-  const TensorMap x = model_of(a), y = model_of(b);
+  const TensorMap x = checkpoint_model(load_checkpoint(a)), y = checkpoint_model(load_checkpoint(b));
   if (x.size() != y.size()) return false;
   for (const auto& [name, t] : x) {
     if (!y.count(name) || !torch::equal(t, y.at(name))) return false;
@@ -131,9 +89,9 @@ TEST_CASE("two writers started together on one run directory: exactly one procee
     INFO("repetition " << rep);
     fs::remove_all(dir.str("out"));
     // Two fresh runs of one config, started at the same moment.
-    const Spawned a = spawn_cli({"train", dir.str("c.yaml"), "--quiet"}, dir.str("a.log"));
-    const Spawned b = spawn_cli({"train", dir.str("c.yaml"), "--quiet"}, dir.str("b.log"));
-    const auto ra = wait_cli(a), rb = wait_cli(b);
+    const test::SpawnedCli a = test::spawn_cli({"train", dir.str("c.yaml"), "--quiet"}, dir.str("a.log"));
+    const test::SpawnedCli b = test::spawn_cli({"train", dir.str("c.yaml"), "--quiet"}, dir.str("b.log"));
+    const auto ra = test::wait_cli(a), rb = test::wait_cli(b);
     INFO("a: " << ra.output << "\nb: " << rb.output);
     CHECK(((ra.exit_code == 0) + (rb.exit_code == 0)) == 1);  // exactly one proceeds
     const auto& loser = ra.exit_code == 0 ? rb : ra;
@@ -161,10 +119,10 @@ TEST_CASE("SIGTERM / SIGINT / SIGHUP stop after the step with a checkpoint, a se
   int stops = 0;
   for (const auto& [sig, rows] : std::vector<std::pair<int, int>>{{SIGTERM, 8}, {SIGINT, 30}, {SIGHUP, 55}}) {
     INFO("signal " << sig);
-    const Spawned s = spawn_cli({"train", dir.str("b.yaml"), "--quiet", "--resume"}, dir.str("s.log"));
+    const test::SpawnedCli s = test::spawn_cli({"train", dir.str("b.yaml"), "--quiet", "--resume"}, dir.str("s.log"));
     wait_for_rows(metrics, rows);
     ::kill(s.pid, sig);
-    const auto r = wait_cli(s);
+    const auto r = test::wait_cli(s);
     INFO(r.output);
     if (r.exit_code == 0) continue;  // finished before the signal came
     ++stops;
@@ -186,12 +144,12 @@ TEST_CASE("SIGTERM / SIGINT / SIGHUP stop after the step with a checkpoint, a se
   slow.replace(slow.find("hidden: 16, heads: 2, ffn: 32"), 29, "hidden: 256, heads: 4, ffn: 1024");
   slow.replace(slow.find("batch_size: 2"), 13, "batch_size: 64");
   test::write_text(dir.str("c.yaml"), slow);
-  const Spawned s = spawn_cli({"train", dir.str("c.yaml"), "--quiet"}, dir.str("c.log"));
+  const test::SpawnedCli s = test::spawn_cli({"train", dir.str("c.yaml"), "--quiet"}, dir.str("c.log"));
   wait_for_rows(dir.str("c/baseline/metrics.jsonl"), 1);  // the initial evaluation: training has begun
   ::kill(s.pid, SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // delivered, not merged with the next
   ::kill(s.pid, SIGTERM);
-  const auto twice = wait_cli(s);
+  const auto twice = test::wait_cli(s);
   INFO(twice.output);
   CHECK(twice.signal == SIGTERM);  // ended by the signal itself, not after a checkpoint
 }
@@ -206,10 +164,10 @@ TEST_CASE("resume falls back to checkpoint.ckpt.prev when the newest is missing 
   // An unfinished run: stop it by hand at step 10 (checkpoint) and 15 (.prev is then 10's).
   test::write_text(dir.str("b.yaml"), tiny_config(dir.str("data"), dir.str("b"), 40));
   const std::string b = dir.str("b/baseline");
-  const Spawned s = spawn_cli({"train", dir.str("b.yaml"), "--quiet"}, dir.str("b.log"));
+  const test::SpawnedCli s = test::spawn_cli({"train", dir.str("b.yaml"), "--quiet"}, dir.str("b.log"));
   wait_for_rows(b + "/metrics.jsonl", 14);
   ::kill(s.pid, SIGTERM);
-  const auto stopped = wait_cli(s);
+  const auto stopped = test::wait_cli(s);
   INFO(stopped.output);
   REQUIRE(stopped.exit_code == 143);
   REQUIRE(fs::exists(b + "/checkpoint.ckpt.prev"));
