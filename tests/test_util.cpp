@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
 #include <fstream>
 #include <random>
 
@@ -140,6 +143,24 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& watch
   CliResult r = result_of(status, log);
   r.killed = killed;
   std::filesystem::remove(log);
+  return r;
+}
+
+}  // namespace vcycle::test
+
+namespace vcycle::test {
+
+std::string debian_python() { return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
+
+CliResult run_shell(const std::string& command) {
+  CliResult r;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + command);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
 

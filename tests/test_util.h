@@ -68,4 +68,11 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& watch
 // Number of lines in a file (0 if missing).
 int count_lines(const std::string& path);
 
+// Debian's Python interpreter, where python3-torch, -numpy and -sentencepiece (tools/install-deps.sh)
+// install, whatever other python3 comes first on PATH.
+std::string debian_python();
+
+// Runs a shell command line; its exit code and stdout + stderr.
+CliResult run_shell(const std::string& command);
+
 }  // namespace vcycle::test

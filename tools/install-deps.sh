@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(cmake ninja-build g++ ccache libtorch-dev libgloo-dev libyaml-cpp-dev libfmt-dev catch2 libopenblas0-pthread
           libcli11-dev nlohmann-json3-dev zlib1g-dev gnuplot-nox r-cran-janeaustenr bible-kjv dataset-fashion-mnist
-          python3-torch python3-numpy)  # python3-*: the export test's independent Python forward pass
+          libsentencepiece-dev python3-torch python3-numpy python3-sentencepiece)  # python3-*: independent checks in the tests (export, tokenizer)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/yaml_util.h"
+#include "vcycle/data/sentencepiece_tokenizer.h"
 
 namespace vcycle {
 
@@ -22,7 +23,45 @@ std::optional<TokenMeta> read_token_meta(const std::string& token_file) {
       !meta["vocab"].is_number_integer()) {
     throw InputError(path.string() + ": not a token-data meta.json (needs \"tokenizer\" and an integer \"vocab\")");
   }
-  return TokenMeta{path.string(), meta["tokenizer"].get<std::string>(), meta["vocab"].get<int64_t>()};
+  TokenMeta out;
+  out.path = path.string();
+  out.tokenizer = meta["tokenizer"].get<std::string>();
+  out.vocab = meta["vocab"].get<int64_t>();
+  auto integer = [&](const char* key) {
+    return meta.contains(key) && meta[key].is_number_integer() ? meta[key].get<int64_t>() : int64_t{0};
+  };
+  if (meta.contains("model_file") && meta["model_file"].is_string()) out.model_file = meta["model_file"].get<std::string>();
+  out.valid_bytes = integer("valid_bytes");
+  out.valid_tokens = integer("valid_tokens");
+  out.source_bytes = integer("source_bytes");
+  out.train_tokens = integer("train_tokens");
+  return out;
+}
+
+std::unique_ptr<Tokenizer> make_data_tokenizer(const DataConfig& data) {
+  if (data.tokenizer != "sentencepiece") return make_tokenizer(data.tokenizer);
+  const fs::path dir = fs::path(data.train).parent_path();
+  std::string model = (dir / "tokenizer.model").string();
+  if (const auto meta = read_token_meta(data.train); meta && !meta->model_file.empty()) {
+    model = (dir / meta->model_file).string();
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(model, ec)) {
+    throw InputError("the sentencepiece tokenizer needs its model file " + model +
+                     " (`vcycle prepare --tokenizer sentencepiece` writes it beside the token files)");
+  }
+  return std::make_unique<SentencePieceTokenizer>(model);
+}
+
+double bytes_per_token(const std::string& tokenizer, const std::string& token_file) {
+  if (tokenizer == "byte") return 1.0;
+  const auto meta = read_token_meta(token_file);
+  if (!meta) return 0;
+  if (fs::path(token_file).filename() == "valid.bin" && meta->valid_bytes > 0 && meta->valid_tokens > 0) {
+    return static_cast<double>(meta->valid_bytes) / static_cast<double>(meta->valid_tokens);
+  }
+  const int64_t tokens = meta->train_tokens + meta->valid_tokens;  // the whole text's average
+  return meta->source_bytes > 0 && tokens > 0 ? static_cast<double>(meta->source_bytes) / static_cast<double>(tokens) : 0;
 }
 
 void check_token_meta(const RunConfig& cfg, int64_t model_vocab) {

@@ -21,6 +21,7 @@
 
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/data/sentencepiece_tokenizer.h"
 
 namespace vcycle {
 
@@ -58,10 +59,18 @@ std::string tokens_as_bytes(const std::vector<uint16_t>& ids) {
   return out;
 }
 
-}  // namespace
+// The text of `text_path`, checked, cut into contiguous chunks, and which of them are held out.
+struct TextSplit {
+  std::string text;
+  int64_t chunk = 0;           // bytes per chunk (the last may be shorter)
+  std::vector<bool> is_valid;  // per chunk
+  std::string_view chunk_text(size_t c) const {
+    const size_t begin = c * static_cast<size_t>(chunk);
+    return begin >= text.size() ? std::string_view() : std::string_view(text).substr(begin, chunk);
+  }
+};
 
-PrepareResult prepare_text(const std::string& text_path, const std::string& out_dir, const Tokenizer& tokenizer,
-                           const PrepareOptions& options) {
+TextSplit split_text(const std::string& text_path, const PrepareOptions& options) {
   if (!(options.valid_fraction > 0 && options.valid_fraction < 1)) {
     throw InputError("--valid-fraction must be in (0, 1), got " + std::to_string(options.valid_fraction));
   }
@@ -91,14 +100,31 @@ PrepareResult prepare_text(const std::string& text_path, const std::string& out_
   const int64_t n_valid = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(options.valid_fraction * n_chunks)));
   std::vector<bool> is_valid(n_chunks, false);
   for (int64_t i = 0; i < n_valid; ++i) is_valid[order[i]] = true;
+  return TextSplit{text, chunk, is_valid};
+}
 
+}  // namespace
+
+std::string training_text(const std::string& text_path, const PrepareOptions& options) {
+  const TextSplit split = split_text(text_path, options);
+  std::string out;
+  for (size_t c = 0; c < split.is_valid.size(); ++c) {
+    if (!split.is_valid[c]) out += split.chunk_text(c);
+  }
+  return out;
+}
+
+PrepareResult prepare_text(const std::string& text_path, const std::string& out_dir, const Tokenizer& tokenizer,
+                           const PrepareOptions& options) {
+  const TextSplit split = split_text(text_path, options);
   std::vector<uint16_t> train, valid;
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    const int64_t begin = c * chunk;
-    if (begin >= static_cast<int64_t>(text.size())) break;
-    const auto ids = tokenizer.encode(std::string_view(text).substr(begin, chunk));
-    auto& dst = is_valid[c] ? valid : train;
+  int64_t valid_bytes = 0;
+  for (size_t c = 0; c < split.is_valid.size(); ++c) {
+    const std::string_view text = split.chunk_text(c);
+    const auto ids = tokenizer.encode(text);
+    auto& dst = split.is_valid[c] ? valid : train;
     dst.insert(dst.end(), ids.begin(), ids.end());
+    if (split.is_valid[c]) valid_bytes += static_cast<int64_t>(text.size());
   }
 
   fs::create_directories(out_dir);
@@ -113,13 +139,17 @@ PrepareResult prepare_text(const std::string& text_path, const std::string& out_
   nlohmann::json meta = {{"tokenizer", tokenizer.name()},
                          {"vocab", tokenizer.vocab_size()},
                          {"source", fs::absolute(text_path).string()},
-                         {"source_bytes", text.size()},
+                         {"source_bytes", split.text.size()},
                          {"train_tokens", result.train_tokens},
                          {"valid_tokens", result.valid_tokens},
+                         {"valid_bytes", valid_bytes},  // bits per byte = nats per token / ln 2 · tokens / bytes
                          {"valid_fraction", options.valid_fraction},
-                         {"chunk_bytes", chunk},
+                         {"chunk_bytes", split.chunk},
                          {"seed", options.seed}};
-  meta["text_fnv1a64"] = fnv1a64_hex(text);  // which text these token files were made from
+  meta["text_fnv1a64"] = fnv1a64_hex(split.text);  // which text these token files were made from
+  if (const auto* sp = dynamic_cast<const SentencePieceTokenizer*>(&tokenizer)) {
+    meta["model_file"] = fs::path(sp->model_path()).filename().string();  // beside the token files
+  }
   write_file_atomic(result.meta_path, meta.dump(2) + "\n");
   return result;
 }

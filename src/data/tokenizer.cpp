@@ -22,7 +22,11 @@ std::string ByteTokenizer::decode(const std::vector<uint16_t>& ids) const {
 
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& name) {
   if (name == "byte") return std::make_unique<ByteTokenizer>();
-  throw InputError("unknown tokenizer '" + name + "' (valid: byte)");
+  if (name == "sentencepiece") {
+    throw InputError("a sentencepiece tokenizer is loaded from its model file (SentencePieceTokenizer; a run finds "
+                     "tokenizer.model beside its token files)");
+  }
+  throw InputError("unknown tokenizer '" + name + "' (valid: byte, sentencepiece)");
 }
 
 }  // namespace vcycle

@@ -91,6 +91,9 @@ namespace {
 
 // The model's vocab covers the tokenizer's, for a model that reads the token files.
 void check_vocab(const RunConfig& cfg, const ModelAdapter& adapter) {
+  // A SentencePiece vocab is the data's own: meta.json's vocab is checked against the model
+  // (check_token_meta) without loading the tokenizer, and every id when the token files open.
+  if (cfg.data.tokenizer == "sentencepiece") return;
   std::unique_ptr<Tokenizer> tok;
   try {
     tok = make_tokenizer(cfg.data.tokenizer);

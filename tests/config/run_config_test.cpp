@@ -162,8 +162,13 @@ TEST_CASE("every shipped config in configs/ loads and validates", "[config]") {
     if (entry.path().extension() != ".yaml") continue;
     INFO(entry.path().string());
     // Point the data at the test corpus (the real one is prepared by tools/quickstart.sh).
-    const std::vector<std::string> data = {"data.train=" + dir.str("train.bin"), "data.valid=" + dir.str("valid.bin")};
-    if (const YAML::Node doc = YAML::LoadFile(entry.path().string()); doc["lora"]) {
+    std::vector<std::string> data = {"data.train=" + dir.str("train.bin"), "data.valid=" + dir.str("valid.bin")};
+    const YAML::Node doc = YAML::LoadFile(entry.path().string());
+    // The test corpus is byte-level; a subword config (default-bpe.yaml) reads it as bytes here.
+    if (doc["data"] && doc["data"]["tokenizer"] && doc["data"]["tokenizer"].as<std::string>() == "sentencepiece") {
+      data.push_back("data.tokenizer=byte");
+    }
+    if (doc["lora"]) {
       // A fine-tuning config (finetune.h): its base run's checkpoint exists only after training, and
       // its base config is named relative to the repository root.
       auto overrides = data;

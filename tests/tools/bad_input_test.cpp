@@ -90,7 +90,7 @@ TEST_CASE("every kind of bad input gets its documented exit code and a message n
       {cfg(data + "/train.bin", dir.str("bigid.bin")), {"bigid.bin", "not below the model's vocab"}, 2},
       {cfg(data + "/valid.bin", dir.str("tiny.bin")), {"tiny.bin", "fewer than context"}, 2},
       {cfg("seed: 3", "seed: 3"), {}, 0},  // control: the base config itself is fine
-      {cfg("batch_size: 2", "batch_size: 2, tokenizer: sentencepiece"), {"data.tokenizer", "valid: byte"}, 2},
+      {cfg("batch_size: 2", "batch_size: 2, tokenizer: wordpiece"), {"data.tokenizer", "valid: byte, sentencepiece"}, 2},
       {cfg("batch_size: 2", "batch_size: 0"), {"data.batch_size", "must be > 0"}, 2},
       {cfg("alpha: 0.5", "alpha: 1.5"), {"levels.interpolation.alpha", "[0, 1]"}, 2},
       {cfg("alpha: 0.5", "alpha: -0.1"), {"levels.interpolation.alpha", "[0, 1]"}, 2},

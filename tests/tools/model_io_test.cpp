@@ -22,22 +22,6 @@ using namespace vcycle;
 
 namespace {
 
-// Debian's interpreter: python3-torch and python3-numpy (tools/install-deps.sh) install there,
-// whatever other python3 comes first on PATH.
-std::string python() { return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
-
-test::CliResult run_shell(const std::string& command) {
-  test::CliResult r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 // The val_loss of the last eval row of a run directory's metrics.jsonl.
 double last_eval_loss(const std::string& metrics) {
   std::ifstream in(metrics);
@@ -99,7 +83,7 @@ TEST_CASE("export to pt / safetensors / hf matches a Python forward, and import,
     const auto ev = test::run_cli({"eval", ckpt, "--logits-out", dir.str("logits.safetensors")});
     INFO(ev.output);
     REQUIRE(ev.exit_code == 0);
-    const auto py = run_shell(python() + " " + test::source_path("tests/tools/export_check.py") + " " +
+    const auto py = test::run_shell(test::debian_python() + " " + test::source_path("tests/tools/export_check.py") + " " +
                               dir.str("logits.safetensors") + " 4 --pt " + dir.str("x-pt/model.pt") + " --safetensors " +
                               dir.str("x-safetensors/model.safetensors") + " --hf " + dir.str("x-hf"));
     INFO(py.output);

@@ -12,7 +12,7 @@
 #include "vcycle/core/distributed.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/core/runtime.h"
-#include "vcycle/data/tokenizer.h"
+#include "vcycle/config/token_meta.h"
 #include "vcycle/io/checkpoint_model.h"
 #include "vcycle/io/safetensors.h"
 #include "vcycle/models/gpt/gpt.h"
@@ -42,7 +42,7 @@ void generate(const GenerateArgs& a) {
   auto* gpt = dynamic_cast<GPTImpl*>(m.module.get());
   if (!gpt) throw InputError("generate samples from GPT models; this run's model.type is " + m.adapter->type());
   runtime_init(m.cfg.threads);
-  const auto tokenizer = make_tokenizer(m.cfg.data.tokenizer);
+  const auto tokenizer = make_data_tokenizer(m.cfg.data);
   std::vector<uint16_t> ids = tokenizer->encode(a.prompt.empty() ? std::string("\n") : a.prompt);
   if (ids.empty()) throw InputError("--prompt encodes to no tokens");
   torch::NoGradGuard no_grad;
@@ -71,18 +71,6 @@ struct EvalArgs {
   std::vector<std::string> overrides;
   int64_t batches = 0;
 };
-
-// Bytes of text per token of the data's tokenizer: 1 for bytes; else the prepared text's bytes over
-// its tokens (meta.json beside the token file). 0 when unknown.
-double bytes_per_token(const std::string& tokenizer, const std::string& data) {
-  if (tokenizer == "byte") return 1.0;
-  std::ifstream in((fs::path(data).parent_path() / "meta.json").string());
-  if (!in) return 0;
-  const auto meta = nlohmann::json::parse(in, nullptr, false);
-  if (meta.is_discarded() || !meta.contains("source_bytes")) return 0;
-  const double tokens = meta.value("train_tokens", 0.0) + meta.value("valid_tokens", 0.0);
-  return tokens > 0 ? meta["source_bytes"].get<double>() / tokens : 0;
-}
 
 void eval(const EvalArgs& a) {
   CheckpointModel m = load_checkpoint_model(a.checkpoint, find_checkpoint_config(a.checkpoint, a.config), a.overrides);

@@ -2,8 +2,10 @@
 //
 // Files (in the output directory of `prepare`):
 //   train.bin, valid.bin — little-endian uint16 token ids
-//   meta.json            — tokenizer, vocab size, source and its hash (text_fnv1a64), token counts,
-//                          split settings; a run checks it against its config (data/token_meta.h)
+//   meta.json            — tokenizer, vocab size, its model file (SentencePiece: tokenizer.model,
+//                          beside the token files), source and its hash (text_fnv1a64), token counts,
+//                          validation bytes, split settings; a run checks it against its config
+//                          (config/token_meta.h)
 // The split is by contiguous chunks of the text (so validation text is never seen in training),
 // chosen with a seeded shuffle: the same text and seed always give the same split.
 #pragma once
@@ -31,6 +33,10 @@ struct PrepareResult {
 // Checks the text is non-empty UTF-8, tokenizes it and writes the files atomically.
 PrepareResult prepare_text(const std::string& text_path, const std::string& out_dir, const Tokenizer& tokenizer,
                            const PrepareOptions& options);
+
+// The training split of the text alone (the chunks prepare_text puts in train.bin): what a tokenizer
+// is trained on, so that it never sees the validation text.
+std::string training_text(const std::string& text_path, const PrepareOptions& options);
 
 // Extracts a corpus that Debian packages ship ("austen": r-cran-janeaustenr, "kjv": bible-kjv)
 // into `out_path`. Throws InputError saying which package to install if the tool is missing.
