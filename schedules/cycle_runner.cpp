@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "vcycle/config/token_meta.h"
 #include "vcycle/core/checkpoint.h"
 #include "vcycle/core/distributed.h"
 #include "vcycle/core/errors.h"
@@ -135,6 +136,7 @@ class CycleRunner {
                                   "from step 0 (replacing its checkpoints and metrics)");
         }
         batches_ = adapter_.batches(cfg_);  // validates the data files before anything is written
+        if (adapter_.reads_token_files()) bytes_per_token_ = bytes_per_token(cfg_.data.tokenizer, cfg_.data.valid);
         if (options_.resume && !options_.restart) {
           chosen = choose_checkpoint(ckpt_path, fingerprint);
           if (chosen) {
@@ -605,6 +607,7 @@ class CycleRunner {
                 {"level", state_.model_level},
                 {"step", state_.step},
                 {"val_loss", state_.last_val_loss}};
+    if (bytes_per_token_ > 0) row["val_bits_per_byte"] = state_.last_val_loss / std::log(2.0) / bytes_per_token_;
     for (const auto& [name, mean] : eval.metrics) row[name] = mean;
     add_counters(row);
     emit(row);
@@ -709,6 +712,9 @@ class CycleRunner {
   std::vector<torch::Tensor> params_;
   std::map<int, TensorMap> theta_pre_;  // level -> parameters saved just before coalescing it
   std::unique_ptr<MetricsWriter> metrics_;
+  // Text bytes per validation token (config/token_meta.h), for losses in bits per byte that compare
+  // across tokenizers; 0 when unknown or not a token model.
+  double bytes_per_token_ = 0;
   double recent_tokens_ = 0, recent_flops_ = 0, recent_wall_ = 0, last_flop_rate_ = 0;
 };
 

@@ -44,6 +44,7 @@ struct RunMetrics {
   json last;                           // the last row (totals)
   double final_loss = NAN;
   std::optional<double> final_accuracy;  // the last eval row's val_accuracy, for models that report it (ViT)
+  std::optional<double> final_bits_per_byte;  // the last eval row's val_bits_per_byte, when the data's bytes are known
   std::optional<double> peak_state_bytes;  // the largest optimizer_state_bytes of its train rows
 };
 
@@ -65,6 +66,9 @@ RunMetrics read_run(const std::string& dir, const std::string& name) {
         m.curve.push_back({row.at("train_flops").get<double>(), row.at("wall_s").get<double>(), row.at("val_loss").get<double>()});
         m.final_loss = m.curve.back().loss;
         if (row.contains("val_accuracy") && row.at("val_accuracy").is_number()) m.final_accuracy = row.at("val_accuracy").get<double>();
+        if (row.contains("val_bits_per_byte") && row.at("val_bits_per_byte").is_number()) {
+          m.final_bits_per_byte = row.at("val_bits_per_byte").get<double>();
+        }
       } else if (type == "train" && row.contains("optimizer_state_bytes")) {
         m.peak_state_bytes = std::max(m.peak_state_bytes.value_or(0), row.at("optimizer_state_bytes").get<double>());
       } else if (type == "phase_end") {
@@ -104,6 +108,7 @@ json run_json(const RunMetrics& m, const std::optional<CrossingCost>& at_target)
        {"flops_to_target", at_target ? json(at_target->flops) : json(nullptr)},
        {"wall_s_to_target", at_target ? json(at_target->wall) : json(nullptr)}};
   if (m.final_accuracy) r["final_val_accuracy"] = *m.final_accuracy;
+  if (m.final_bits_per_byte) r["final_val_bits_per_byte"] = *m.final_bits_per_byte;
   r["peak_optimizer_state_bytes"] = m.peak_state_bytes ? json(*m.peak_state_bytes) : json(nullptr);
   return r;
 }
@@ -114,7 +119,9 @@ std::string num(const json& x, const char* f = "{:.3g}") { return x.is_null() ? 
 std::string markdown(const json& r) {
   std::ostringstream md;
   md << "# vcycle savings report\n\n";
-  md << fmt::format("Target loss L* = baseline's final validation loss = **{:.4f}**\n\n", r["target_loss"].get<double>());
+  md << fmt::format("Target loss L* = baseline's final validation loss = **{:.4f}** nats/token", r["target_loss"].get<double>());
+  if (r.contains("target_bits_per_byte")) md << fmt::format(" ({:.4f} bits/byte)", r["target_bits_per_byte"].get<double>());
+  md << "\n\n";
   md << "| run | final val loss | train FLOPs | FLOPs to L* | train s | s to L* | peak optimizer state |\n"
         "|---|---|---|---|---|---|---|\n";
   for (const char* name : {"baseline", "vcycle"}) {
@@ -217,6 +224,8 @@ ReportSummary write_report(const std::string& output_dir) {
 
   json r;
   r["target_loss"] = target;
+  // Bits per byte compare runs across tokenizers (the V-cycle's and the baseline's valid data are the same).
+  if (base.final_bits_per_byte) r["target_bits_per_byte"] = *base.final_bits_per_byte;
   r["reached_target"] = vc_cost.has_value();
   r["flop_savings"] = s.flop_savings ? json(*s.flop_savings) : json(nullptr);
   r["wall_savings"] = s.wall_savings ? json(*s.wall_savings) : json(nullptr);

@@ -1,6 +1,7 @@
 // SentencePiece end to end: prepare trains a model on the training split, a run trains on its ids,
 // the first validation sequence decodes back to the original text (checked by vcycle and by
 // Debian's python3-sentencepiece), and a vocab or tokenizer mismatch is refused.
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "test_util.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/core/metrics.h"
 #include "vcycle/data/sentencepiece_tokenizer.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
@@ -71,6 +73,16 @@ TEST_CASE("sentencepiece: prepare -> train -> the validation text decodes back e
   const auto train = test::run_cli({"train", cfg, "--quiet"});
   INFO(train.output);
   REQUIRE(train.exit_code == 0);
+  // Eval rows carry bits per byte: nats/token over ln 2, over the validation text's bytes per token.
+  nlohmann::json last_eval;
+  for (const auto& line : read_jsonl_lines(dir.str("out/baseline/metrics.jsonl"))) {
+    const auto row = nlohmann::json::parse(line);
+    if (row["type"] == "eval") last_eval = row;
+  }
+  REQUIRE(last_eval.contains("val_bits_per_byte"));
+  const double bytes_per_token = meta["valid_bytes"].get<double>() / meta["valid_tokens"].get<double>();
+  CHECK(last_eval["val_bits_per_byte"].get<double>() ==
+        Approx(last_eval["val_loss"].get<double>() / std::log(2.0) / bytes_per_token).epsilon(1e-12));
   const auto gen = test::run_cli({"generate", dir.str("out/baseline/checkpoint.ckpt"), "--prompt", "Elizabeth", "--tokens", "5"});
   INFO(gen.output);
   CHECK(gen.exit_code == 0);

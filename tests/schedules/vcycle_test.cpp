@@ -2,6 +2,7 @@
 // consistent report, and exact resume after SIGKILL at many points of a 3-level cycle.
 #include <csignal>
 #include <cstdlib>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -89,6 +90,12 @@ TEST_CASE("2- and 3-level V-cycles run end to end and write a consistent report"
     run_cycle(cfg, *adapter, cfg.phases, out + "/vcycle", CycleOptions{false, "vcycle", true});
     const ReportSummary summary = write_report(out);
     const json report = json::parse(std::ifstream(out + "/report.json"));
+
+    // Byte-level data: a loss in bits per byte is the loss in nats over ln 2, target and runs alike.
+    CHECK(report["target_bits_per_byte"].get<double>() == Approx(report["target_loss"].get<double>() / std::log(2.0)));
+    CHECK(report["vcycle"]["final_val_bits_per_byte"].get<double>() ==
+          Approx(report["vcycle"]["final_val_loss"].get<double>() / std::log(2.0)));
+    CHECK_THAT(summary.markdown, Catch::Contains("bits/byte"));
 
     // Phases in V order with the right shapes: width and depth halve per level.
     const json& phases = report["vcycle"]["phases"];
