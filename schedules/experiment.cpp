@@ -6,6 +6,7 @@
 
 #include "vcycle/schedules/cycle_runner.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/run_lock.h"
 
 namespace vcycle {
 
@@ -17,6 +18,9 @@ std::optional<ReportSummary> run_experiment(const RunConfig& cfg, const ModelAda
   static const DistContext single_process;
   const DistContext& dist = options.dist != nullptr ? *options.dist : single_process;
   const bool quiet = options.quiet || !dist.is_main();
+  // The experiment directory (report, resolved config) has one writer too, for the whole run: a
+  // `vcycle report` or a second run on it is refused while this one lives.
+  if (dist.is_main()) lock_run_directory(cfg.output);
   if (cfg.baseline && !options.no_baseline) {
     const std::string dir = (fs::path(cfg.output) / "baseline").string();
     // Rank 0 decides (only it reads the output directory) and tells the others.

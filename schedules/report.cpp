@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vcycle/core/errors.h"
+#include "vcycle/core/run_lock.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/metrics.h"
 
@@ -211,6 +212,12 @@ RunCurve read_run_curve(const std::string& dir) {
 }
 
 ReportSummary write_report(const std::string& output_dir) {
+  // Checked first: a missing run is "no metrics" below, not a directory made for a lock.
+  for (const char* run : {"baseline", "vcycle"}) {
+    const fs::path metrics = fs::path(output_dir) / run / "metrics.jsonl";
+    if (!fs::exists(metrics)) throw InputError(metrics.string() + ": no metrics; run `vcycle run` first");
+  }
+  lock_run_directory(output_dir);  // one writer of report.json / report.md (a no-op for the run that holds it)
   const RunMetrics base = read_run((fs::path(output_dir) / "baseline").string(), "baseline");
   const RunMetrics vc = read_run((fs::path(output_dir) / "vcycle").string(), "vcycle");
   const double target = base.final_loss;

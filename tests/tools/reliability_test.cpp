@@ -330,3 +330,40 @@ TEST_CASE("outputs never replace a directory, FIFO, symlink or device", "[cli][r
   CHECK_THROWS_WITH(save_checkpoint(dir.str("adir"), c), Catch::Contains("adir") && Catch::Contains("a directory"));
   CHECK(fs::is_character_file("/dev/null"));
 }
+
+TEST_CASE("the experiment directory has one writer: vcycle report is refused while another process holds it",
+          "[cli][reliability]") {
+  test::TempDir dir("rel_report");
+  test::prepare_fixture_corpus(dir.str("data"));
+  std::string cfg = tiny_config(dir.str("data"), dir.str("out"), 6);
+  cfg += "levels: { count: 2, width_factor: 2, depth_factor: 2 }\n"
+         "phases: [ { level: 1, steps: 2 }, { level: 2, steps: 2 }, { level: 1, steps: 2 } ]\n";
+  test::write_text(dir.str("c.yaml"), cfg);
+  const auto run = run_cli({"run", dir.str("c.yaml"), "--quiet"});
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  // Another process holds the experiment directory (as a live `vcycle run` does): flock(1) takes the
+  // same flock(2) lock and writes its pid where vcycle's lock file keeps it.
+  const std::string lock = dir.str("out/.vcycle.lock");
+  const test::SpawnedCli holder{::fork(), ""};
+  REQUIRE(holder.pid >= 0);
+  if (holder.pid == 0) {
+    ::execlp("flock", "flock", lock.c_str(), "sh", "-c", ("echo 4242 > " + lock + "; sleep 3").c_str(), (char*)nullptr);
+    ::_exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto before = snapshot(dir.str("out"));
+  const auto refused = run_cli({"report", dir.str("out")});
+  INFO(refused.output);
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.output, Catch::Contains(dir.str("out")) && Catch::Contains("is in use by pid 4242"));
+  int status = 0;
+  ::waitpid(holder.pid, &status, 0);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(snapshot(dir.str("out")) == before);
+  // Once the holder is gone the report is written again.
+  const auto again = run_cli({"report", dir.str("out")});
+  INFO(again.output);
+  CHECK(again.exit_code == 0);
+  CHECK_THAT(again.output, Catch::Contains("Target loss L*"));
+}
