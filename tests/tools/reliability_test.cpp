@@ -367,3 +367,30 @@ TEST_CASE("the experiment directory has one writer: vcycle report is refused whi
   CHECK(again.exit_code == 0);
   CHECK_THAT(again.output, Catch::Contains("Target loss L*"));
 }
+
+TEST_CASE("a stopped study keeps its sub-run's checkpoint and continues with --resume", "[cli][reliability]") {
+  test::TempDir dir("rel_study");
+  test::prepare_fixture_corpus(dir.str("data"));
+  std::string cfg = tiny_config(dir.str("data"), dir.str("out"), 60);
+  cfg += "levels: { count: 2, width_factor: 2, depth_factor: 2 }\n"
+         "phases: [ { level: 1, steps: 10 }, { level: 2, steps: 20 }, { level: 1, steps: 20 } ]\n";
+  test::write_text(dir.str("c.yaml"), cfg);
+  const std::vector<std::string> study = {"study", dir.str("c.yaml"), "--budgets", "1", "--baseline-lrs", "3e-3", "--quiet"};
+  const std::string metrics = dir.str("out/study/b1/s5/baseline-lr0.003/metrics.jsonl");
+  const test::SpawnedCli s = test::spawn_cli(study, dir.str("s.log"));
+  wait_for_rows(metrics, 20);
+  ::kill(s.pid, SIGTERM);
+  const auto stopped = test::wait_cli(s);
+  INFO(stopped.output);
+  REQUIRE(stopped.exit_code == 128 + SIGTERM);
+  CHECK_THAT(stopped.output, Catch::Contains("stopped at phase 1 step") && Catch::Contains("continue with --resume"));
+  const int64_t step = load_run_checkpoint(dir.str("out/study/b1/s5/baseline-lr0.003/checkpoint.ckpt")).state.global_step;
+  CHECK(step > 0);  // the stop wrote a checkpoint where it stopped, not only the one at step 0
+  auto resume = study;
+  resume.push_back("--resume");
+  const auto done = run_cli(resume);
+  INFO(done.output);
+  CHECK(done.exit_code == 0);
+  CHECK(load_run_checkpoint(dir.str("out/study/b1/s5/baseline-lr0.003/checkpoint.ckpt")).state.global_step == 60);
+  check_metrics_rows(metrics);  // one row per step: the resumed run continued where the stop left it
+}

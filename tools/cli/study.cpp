@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "vcycle/core/runtime.h"
+#include "vcycle/core/stop_signal.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/schedules/study.h"
 
@@ -50,6 +51,7 @@ void add_study_command(CLI::App& app) {
     validate_study_options(args->options);
     const RunConfig cfg = load_config(args->config, args->overrides);
     runtime_init(cfg.threads);
+    install_stop_handlers();  // a stopped sub-run keeps a checkpoint; `study --resume` continues it
     auto adapter = make_model(cfg);
     std::cout << run_study(cfg, *adapter, args->options).markdown;
   });
