@@ -5,12 +5,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -60,6 +62,14 @@ bool same_model(const std::string& a, const std::string& b) {
     if (!y.count(name) || !torch::equal(t, y.at(name))) return false;
   }
   return true;
+}
+
+// tiny_config with a 2-level V-cycle of the given phase steps (level 1, 2, 1).
+std::string tiny_vcycle_config(const std::string& data, const std::string& out, int baseline_steps,
+                               const std::array<int, 3>& steps) {
+  return tiny_config(data, out, baseline_steps) + "levels: { count: 2, width_factor: 2, depth_factor: 2 }\n" +
+         fmt::format("phases: [ {{ level: 1, steps: {} }}, {{ level: 2, steps: {} }}, {{ level: 1, steps: {} }} ]\n",
+                     steps[0], steps[1], steps[2]);
 }
 
 // Checks a metrics file is whole rows of JSON in step order (no row twice, no torn row).
@@ -335,10 +345,7 @@ TEST_CASE("the experiment directory has one writer: vcycle report is refused whi
           "[cli][reliability]") {
   test::TempDir dir("rel_report");
   test::prepare_fixture_corpus(dir.str("data"));
-  std::string cfg = tiny_config(dir.str("data"), dir.str("out"), 6);
-  cfg += "levels: { count: 2, width_factor: 2, depth_factor: 2 }\n"
-         "phases: [ { level: 1, steps: 2 }, { level: 2, steps: 2 }, { level: 1, steps: 2 } ]\n";
-  test::write_text(dir.str("c.yaml"), cfg);
+  test::write_text(dir.str("c.yaml"), tiny_vcycle_config(dir.str("data"), dir.str("out"), 6, {2, 2, 2}));
   const auto run = run_cli({"run", dir.str("c.yaml"), "--quiet"});
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
@@ -371,10 +378,7 @@ TEST_CASE("the experiment directory has one writer: vcycle report is refused whi
 TEST_CASE("a stopped study keeps its sub-run's checkpoint and continues with --resume", "[cli][reliability]") {
   test::TempDir dir("rel_study");
   test::prepare_fixture_corpus(dir.str("data"));
-  std::string cfg = tiny_config(dir.str("data"), dir.str("out"), 60);
-  cfg += "levels: { count: 2, width_factor: 2, depth_factor: 2 }\n"
-         "phases: [ { level: 1, steps: 10 }, { level: 2, steps: 20 }, { level: 1, steps: 20 } ]\n";
-  test::write_text(dir.str("c.yaml"), cfg);
+  test::write_text(dir.str("c.yaml"), tiny_vcycle_config(dir.str("data"), dir.str("out"), 60, {10, 20, 20}));
   const std::vector<std::string> study = {"study", dir.str("c.yaml"), "--budgets", "1", "--baseline-lrs", "3e-3", "--quiet"};
   const std::string metrics = dir.str("out/study/b1/s5/baseline-lr0.003/metrics.jsonl");
   const test::SpawnedCli s = test::spawn_cli(study, dir.str("s.log"));
