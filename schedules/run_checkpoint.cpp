@@ -169,7 +169,7 @@ std::string cpu_rng_state() {
 
 void set_cpu_rng_state(const std::string& bytes) {
   auto state = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
-  std::memcpy(state.data_ptr(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(state.data_ptr(), bytes.data(), bytes.size());
   at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);

@@ -234,7 +234,7 @@ std::string DistContext::broadcast_bytes(const std::string& bytes, const std::st
   if (!group_) return bytes;
   const int64_t n = broadcast_int(static_cast<int64_t>(bytes.size()), "the size of " + what);
   auto t = torch::empty({n}, torch::kUInt8);
-  if (rank_ == 0) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  if (rank_ == 0 && !bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
   t = t.to(group_->comm_device);
   broadcast({t}, what);
   t = t.cpu();

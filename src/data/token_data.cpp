@@ -55,7 +55,7 @@ std::string fnv1a64_hex(const std::string& text) {
 
 std::string tokens_as_bytes(const std::vector<uint16_t>& ids) {
   std::string out(ids.size() * sizeof(uint16_t), '\0');
-  std::memcpy(out.data(), ids.data(), out.size());  // x86/ARM are little-endian, the file format's order
+  if (!ids.empty()) std::memcpy(out.data(), ids.data(), out.size());  // x86/ARM are little-endian, the file format's order
   return out;
 }
 

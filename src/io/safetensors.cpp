@@ -103,7 +103,7 @@ TensorMap safetensors_from_bytes(const std::string& bytes, const std::string& wh
         throw InputError(where + ": shape " + entry.at("shape").dump() + " of " + dtype + " needs " + std::to_string(n) +
                          " bytes, data_offsets give " + std::to_string(offsets[1] - offsets[0]));
       }
-      std::memcpy(t.data_ptr(), data + offsets[0], n);
+      if (n > 0) std::memcpy(t.data_ptr(), data + offsets[0], n);  // an empty tensor has no storage to copy to
       out[name] = t;
     } catch (const json::exception& e) {
       throw InputError(where + ": malformed entry " + entry.dump() + " (" + e.what() + ")");
