@@ -108,7 +108,6 @@ TEST_CASE("train.peak_flops gives train rows MFU and the report its peak and sou
 
 TEST_CASE("without a known peak the rows carry FLOP/s but no MFU, and FLOPs and losses do not change", "[mfu][report]") {
   test::TempDir dir("mfu_none");
-  test::prepare_fixture_corpus(dir.str("data"));
   ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("empty-cache"));  // nothing cached there
   test::write_text(dir.str("a.yaml"), config(dir.str() + "/a_", ""));
   // The same run with a peak, for the FLOPs and losses.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <tuple>
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
