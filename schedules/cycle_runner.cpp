@@ -91,7 +91,7 @@ class CycleRunner {
     start();
     // MFU's denominator, fixed for the run; without one the rows and lines carry FLOP/s alone.
     std::string note;
-    peak_ = resolve_peak(cfg_.train.peak_flops, device_.type() == torch::kCPU, &note);
+    peak_ = resolve_peak(cfg_.train.peak_flops, device_.type() == torch::kCPU, precision_ == Precision::bf16, &note);
     if (!peak_) log(note);
     for (; state_.phase < static_cast<int>(phases_.size()); ++state_.phase) {
       if (!state_.entered) {

@@ -72,7 +72,8 @@ step() {  # step NAME TIMEOUT_S COMMAND...
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS
   echo "gpu-check: $name ..."
-  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  # bash -c: a step may be one of the functions below (exported with the variables they read).
+  timeout "$limit" bash -c '"$@"' "$name" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
   NAMES+=("$name"); STATUS+=("$rc"); SECONDS_TAKEN+=($((SECONDS - t0)))
   [ $rc = 0 ] && echo "gpu-check: $name ok ($((SECONDS - t0)) s)" || { echo "gpu-check: $name FAILED (exit $rc), see $OUT/$name.log"; tail -5 "$OUT/$name.log"; }
@@ -105,6 +106,8 @@ build_abi0() {
     cmake --build "$d/build" -j "$(nproc)" && cmake --install "$d/build" || return 1
   done
 }
+export -f build_abi0
+export DEPS
 if [ "$ABI" = 0 ]; then
   step abi0-deps 300 build_abi0 || true
   PREFIX="$DEPS/abi0;$PREFIX"
@@ -171,6 +174,8 @@ smoke() {  # smoke NAME CONFIG DATA-OVERRIDES...
     --set eval.every=2 --set eval.batches=2 --set train.checkpoint_every=0 "$@" &&
     "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print("final val loss", r["baseline"]["final_val_loss"], r["vcycle"]["final_val_loss"])' "$SMOKE/$name/report.json"
 }
+export -f prepare_smoke_data smoke
+export VC SMOKE PY ROOT
 step smoke-data 60 prepare_smoke_data
 TEXT="--set data.train=$SMOKE/text/train.bin --set data.valid=$SMOKE/text/valid.bin"
 # shellcheck disable=SC2086

@@ -146,6 +146,7 @@ std::optional<PeakFlops> read_cached_peak(const std::string& file, int threads) 
     p.threads = threads;
     p.torch = torch_version();
     p.measured_at = e.value("measured_at", "");
+    p.bf16_flops_per_s = e.value("bf16_flops_per_s", 0.0);
     return p;
   } catch (const json::exception& e) {
     throw InputError(file + ": malformed entry '" + key + "' (" + e.what() + "); delete it and rerun `vcycle bench peak`");
@@ -155,8 +156,11 @@ std::optional<PeakFlops> read_cached_peak(const std::string& file, int threads) 
 void write_cached_peak(const std::string& file, const PeakFlops& peak) {
   if (file.empty()) throw InputError("no cache directory: set VCYCLE_CACHE_DIR, XDG_CACHE_HOME or HOME");
   json doc = read_cache_json(file);
-  doc[cache_key(peak.cpu, peak.threads, peak.torch)] = {
-      {"flops_per_s", peak.flops_per_s}, {"detail", peak.detail}, {"measured_at", peak.measured_at.empty() ? utc_now() : peak.measured_at}};
+  json entry = {{"flops_per_s", peak.flops_per_s},
+                {"detail", peak.detail},
+                {"measured_at", peak.measured_at.empty() ? utc_now() : peak.measured_at}};
+  if (peak.bf16_flops_per_s > 0) entry["bf16_flops_per_s"] = peak.bf16_flops_per_s;
+  doc[cache_key(peak.cpu, peak.threads, peak.torch)] = entry;
   std::error_code ec;
   const fs::path dir = fs::path(file).parent_path();
   if (!dir.empty()) fs::create_directories(dir, ec);
@@ -164,7 +168,7 @@ void write_cached_peak(const std::string& file, const PeakFlops& peak) {
   write_file_atomic(file, doc.dump(2) + "\n");
 }
 
-std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, std::string* note) {
+std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, bool bf16, std::string* note) {
   if (config_peak > 0) {
     PeakFlops p;
     p.flops_per_s = config_peak;
@@ -179,7 +183,13 @@ std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, st
   if (!device_is_cpu) return say("no MFU: set train.peak_flops to the accelerator's peak FLOP/s");
   const std::string file = peak_cache_file();
   try {
-    if (auto p = read_cached_peak(file, at::get_num_threads())) return p;
+    if (auto p = read_cached_peak(file, at::get_num_threads())) {
+      if (bf16 && p->bf16_flops_per_s > 0) {
+        p->flops_per_s = p->bf16_flops_per_s;
+        p->detail = "best bf16 GEMM";
+      }
+      return p;
+    }
   } catch (const InputError& e) {
     return say(std::string("no MFU: ") + e.what());  // a broken cache must not stop a run
   }

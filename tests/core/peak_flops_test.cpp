@@ -95,7 +95,7 @@ TEST_CASE("a run's peak: the config's, else the cache's on a CPU, else none with
   ScopedEnv env("VCYCLE_CACHE_DIR", dir.str());
   CHECK(peak_cache_file() == dir.str("peak_flops.json"));
   std::string note;
-  CHECK_FALSE(resolve_peak(0, true, &note));
+  CHECK_FALSE(resolve_peak(0, true, false, &note));
   CHECK(note.find("vcycle bench peak") != std::string::npos);
   CHECK(note.find("train.peak_flops") != std::string::npos);
 
@@ -109,10 +109,17 @@ TEST_CASE("a run's peak: the config's, else the cache's on a CPU, else none with
   REQUIRE(cached);
   CHECK(cached->flops_per_s == 9e10);
   CHECK(to_string(cached->source) == "cache");
+  // A bf16 run takes the bf16 rate where one was measured, else the fp32 peak.
+  CHECK(resolve_peak(0, true, true)->flops_per_s == 9e10);
+  PeakFlops both{9e10, PeakSource::measured, "x", cpu_model_name(), at::get_num_threads(), torch_version(), ""};
+  both.bf16_flops_per_s = 2e11;
+  write_cached_peak(peak_cache_file(), both);
+  CHECK(resolve_peak(0, true, true)->flops_per_s == 2e11);
+  CHECK(resolve_peak(0, true, false)->flops_per_s == 9e10);
   // A CPU's figure is no GPU's peak.
-  CHECK_FALSE(resolve_peak(0, false, &note));
+  CHECK_FALSE(resolve_peak(0, false, false, &note));
   // A broken cache is a note, not an error: the run goes on without MFU.
   test::write_text(peak_cache_file(), "[1, 2]");
-  CHECK_FALSE(resolve_peak(0, true, &note));
+  CHECK_FALSE(resolve_peak(0, true, false, &note));
   CHECK(note.find("peak_flops.json") != std::string::npos);
 }

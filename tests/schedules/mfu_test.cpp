@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -155,4 +156,21 @@ TEST_CASE("train.peak_flops must be a number > 0, named with file and line", "[m
   test::write_text(dir.str("c.yaml"), config(dir.str(), ""));
   const RunConfig without = load_config(dir.str("c.yaml"));
   CHECK(config_fingerprint(with, with.phases) == config_fingerprint(without, without.phases));
+}
+
+TEST_CASE("progress lines show FLOP/s and with a peak MFU and without one the run says how to get it", "[mfu][cli]") {
+  test::TempDir dir("mfu_cli");
+  test::prepare_fixture_corpus(dir.str("data"));
+  ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("empty-cache"));  // inherited by the program
+  test::write_text(dir.str("c.yaml"), config(dir.str(), ""));
+  const auto with = test::run_cli({"train", dir.str("c.yaml"), "--set", "train.peak_flops=2e9", "--set", "baseline.steps=2"});
+  INFO(with.output);
+  REQUIRE(with.exit_code == 0);
+  CHECK(std::regex_search(with.output, std::regex("tok/s +[0-9.]+[kMG]?FLOP/s MFU [0-9.]+%")));
+  const auto without = test::run_cli({"train", dir.str("c.yaml"), "--restart", "--set", "baseline.steps=2"});
+  INFO(without.output);
+  REQUIRE(without.exit_code == 0);
+  CHECK(without.output.find("no MFU: no peak FLOP/s known for 1 threads") != std::string::npos);
+  CHECK(without.output.find("MFU ") == std::string::npos);
+  CHECK(std::regex_search(without.output, std::regex("tok/s +[0-9.]+[kMG]?FLOP/s ETA")));
 }

@@ -38,7 +38,7 @@ json read_json(const std::string& path) { return json::parse(std::ifstream(path)
 
 }  // namespace
 
-TEST_CASE("bench peak prints the GEMM table and caches the best fp32 rate; bench train reads it for MFU", "[cli][bench]") {
+TEST_CASE("bench peak prints the GEMM table and caches the best fp32 rate which bench train reads for MFU", "[cli][bench]") {
   test::TempDir dir("bench_peak");
   ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("cache"));
   const auto r = test::run_cli({"bench", "peak", "--threads", "1", "--seconds", "0.5", "--batch", "1"});

@@ -90,7 +90,7 @@ void bench_train(const TrainArgs& a) {
   }
   // The peak first: measuring it (a CPU without a cached one) must not overlap the timed steps.
   std::optional<PeakFlops> peak;
-  if (a.peak_flops > 0 || device.is_cpu()) peak = bench_train_peak(a.peak_flops, 2.0);
+  if (a.peak_flops > 0 || device.is_cpu()) peak = bench_train_peak(a.peak_flops, 2.0, precision == Precision::bf16);
   torch::manual_seed(0);
   GPT model(cfg);
   model->to(device);

@@ -31,9 +31,9 @@ struct PeakOptions {
 // sizes 512..4096, prints the table to stdout, caches the best fp32 rate and returns it.
 PeakFlops bench_peak(const PeakOptions& options);
 
-// A run's peak for `bench train` on the CPU: `explicit_peak` (> 0), else the cache, else measured
-// now in about `seconds` (square GEMMs only) and cached.
-PeakFlops bench_train_peak(double explicit_peak, double seconds);
+// A run's peak for `bench train` on the CPU: `explicit_peak` (> 0), else the cache (its bf16 rate
+// for `bf16` where it has one), else measured now in about `seconds` (fp32 square GEMMs) and cached.
+PeakFlops bench_train_peak(double explicit_peak, double seconds, bool bf16);
 
 // `vcycle bench train --profile`: times `steps` profiled training steps of `cfg` (after `warmup`)
 // with LibTorch's profiler and prints ms/step and % by component.

@@ -86,6 +86,7 @@ PeakFlops bench_peak(const PeakOptions& o) {
   p.cpu = cpu_model_name();
   p.threads = at::get_num_threads();
   p.torch = torch_version();
+  if (const GemmRate* b = best_of(c10::kBFloat16)) p.bf16_flops_per_s = b->flops_per_s;
   if (!o.quiet) {
     std::cout << fmt::format("GEMM peak: {}, {} threads, LibTorch {}; model {} at {} rows (batch {} x context {}); "
                              "median call of each\n",
@@ -111,14 +112,14 @@ PeakFlops bench_peak(const PeakOptions& o) {
   return p;
 }
 
-PeakFlops bench_train_peak(double explicit_peak, double seconds) {
+PeakFlops bench_train_peak(double explicit_peak, double seconds, bool bf16) {
   if (explicit_peak > 0) {
     PeakFlops p = *resolve_peak(explicit_peak, true);
     p.detail = "--peak-flops";
     return p;
   }
   const std::string file = peak_cache_file();
-  if (auto cached = read_cached_peak(file, at::get_num_threads())) return *cached;
+  if (auto cached = resolve_peak(0, true, bf16)) return *cached;
   // Square GEMMs alone: quick, and the best of them is the fp32 peak on every machine measured.
   double best = 0;
   std::string detail;

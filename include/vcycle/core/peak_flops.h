@@ -57,13 +57,14 @@ enum class PeakSource { config, cache, measured };
 std::string to_string(PeakSource s);  // "config", "cache", "measured now"
 
 struct PeakFlops {
-  double flops_per_s = 0;  // the best fp32 GEMM rate
+  double flops_per_s = 0;  // the peak: the best fp32 GEMM rate (bf16's, from resolve_peak for bf16)
   PeakSource source = PeakSource::measured;
   std::string detail;      // the GEMM it came from, e.g. "square 1024 fp32"
   std::string cpu;         // cpu_model_name() at measurement
   int threads = 0;         // intra-op threads at measurement
   std::string torch;       // torch_version() at measurement
   std::string measured_at; // UTC, ISO 8601
+  double bf16_flops_per_s = 0;  // the best bf16 GEMM rate; 0 = not measured (no native bf16)
 };
 
 // The cache file: $VCYCLE_CACHE_DIR/peak_flops.json, else $XDG_CACHE_HOME/vcycle/peak_flops.json,
@@ -80,6 +81,9 @@ void write_cached_peak(const std::string& file, const PeakFlops& peak);
 // A run's peak on `device_is_cpu`: `config_peak` (> 0) if given, else the cache's entry for the
 // current thread count (CPU only: a CPU measurement says nothing about a GPU); nullopt otherwise,
 // with `note` saying why and how to get one. An unreadable cache is a note, not an error.
-std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, std::string* note = nullptr);
+// With `bf16` (autocast matmuls in bfloat16) the cached bf16 rate is the peak where one was
+// measured: against the fp32 peak, a bf16 run on a CPU with native bf16 shows MFU above 100%.
+std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, bool bf16 = false,
+                                      std::string* note = nullptr);
 
 }  // namespace vcycle
