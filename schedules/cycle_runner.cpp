@@ -26,6 +26,7 @@
 #include "vcycle/core/file_fingerprint.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/metrics.h"
+#include "vcycle/core/peak_flops.h"
 #include "vcycle/core/precision.h"
 #include "vcycle/core/run_lock.h"
 #include "vcycle/core/stop_signal.h"
@@ -89,6 +90,10 @@ class CycleRunner {
 
   CycleResult run() {
     start();
+    // MFU's denominator, fixed for the run; without one the rows and lines carry FLOP/s alone.
+    std::string note;
+    peak_ = resolve_peak(cfg_.train.peak_flops, device_.type() == torch::kCPU, precision_ == Precision::bf16, &note);
+    if (!peak_) log(note);
     for (; state_.phase < static_cast<int>(phases_.size()); ++state_.phase) {
       if (!state_.entered) {
         stop_if_asked();
@@ -581,13 +586,20 @@ class CycleRunner {
     const double train_loss = state_.loss_count > 0 ? state_.loss_sum / static_cast<double>(state_.loss_count)
                                                     : std::numeric_limits<double>::quiet_NaN();
     const double tok_s = recent_wall_ > 0 ? recent_tokens_ / recent_wall_ : 0;
+    const double flop_s = recent_wall_ > 0 ? recent_flops_ / recent_wall_ : 0;
     json row = {{"type", "train"},         {"phase", state_.phase},     {"level", phase.level},
                 {"step", state_.step},     {"lr", lr},                  {"grad_norm", grad_norm},
                 {"tokens_per_s", tok_s},   {"optimizer_state_bytes", optim::state_bytes(*optimizer_)}};
     row["train_loss"] = std::isfinite(train_loss) ? json(train_loss) : json(nullptr);
+    row["model_flops_per_s"] = flop_s;
+    if (peak_) {
+      row["mfu"] = mfu(flop_s);
+      row["peak_flops"] = group_peak();
+      row["peak_source"] = to_string(peak_->source);
+    }
     add_counters(row);
     emit(row);
-    progress(phase, train_loss, lr, tok_s);
+    progress(phase, train_loss, lr, tok_s, flop_s);
     state_.loss_sum = 0;
     state_.loss_count = 0;
     recent_tokens_ = recent_flops_ = recent_wall_ = 0;
@@ -657,7 +669,11 @@ class CycleRunner {
   }
 
   // -------------------------------------------------------------------------- output
-  void progress(const PhaseConfig& phase, double loss, double lr, double tok_s) {
+  // The data-parallel group's peak: one process's × the number of processes (1 without a group).
+  double group_peak() const { return peak_ ? peak_->flops_per_s * dist_.world() : 0; }
+  double mfu(double flop_s) const { return peak_ ? flop_s / group_peak() : 0; }
+
+  void progress(const PhaseConfig& phase, double loss, double lr, double tok_s, double flop_s) {
     if (options_.quiet) return;
     // ETA: the FLOPs still to spend at this phase's rate (a fair guess across levels, since the
     // smaller levels run at a similar FLOP rate on the same hardware).
@@ -671,9 +687,11 @@ class CycleRunner {
                    train_flops_per_token(levels_.flops(phases_[p].level));
     }
     const double eta = last_flop_rate_ > 0 ? remaining / last_flop_rate_ : std::numeric_limits<double>::quiet_NaN();
-    const std::string line = fmt::format("[{}] phase {}/{} L{} step {:>5}/{} loss {:.4f} val {:.4f} lr {:.2e} {:>7} tok/s ETA {}",
-                                         options_.label, state_.phase + 1, phases_.size(), phase.level, state_.step,
-                                         phase.steps, loss, state_.last_val_loss, lr, human_count(tok_s), human_duration(eta));
+    const std::string mfu_text = peak_ ? fmt::format(" MFU {:.1f}%", 100.0 * mfu(flop_s)) : "";
+    const std::string line =
+        fmt::format("[{}] phase {}/{} L{} step {:>5}/{} loss {:.4f} val {:.4f} lr {:.2e} {:>7} tok/s {:>7}FLOP/s{} ETA {}",
+                    options_.label, state_.phase + 1, phases_.size(), phase.level, state_.step, phase.steps, loss,
+                    state_.last_val_loss, lr, human_count(tok_s), human_count(flop_s), mfu_text, human_duration(eta));
     std::cerr << line << "\n" << std::flush;
   }
 
@@ -716,6 +734,7 @@ class CycleRunner {
   // across tokenizers; 0 when unknown or not a token model.
   double bytes_per_token_ = 0;
   double recent_tokens_ = 0, recent_flops_ = 0, recent_wall_ = 0, last_flop_rate_ = 0;
+  std::optional<PeakFlops> peak_;  // MFU's denominator (one process's peak); none: no MFU
 };
 
 }  // namespace

@@ -47,6 +47,8 @@ struct RunMetrics {
   std::optional<double> final_accuracy;  // the last eval row's val_accuracy, for models that report it (ViT)
   std::optional<double> final_bits_per_byte;  // the last eval row's val_bits_per_byte, when the data's bytes are known
   std::optional<double> peak_state_bytes;  // the largest optimizer_state_bytes of its train rows
+  std::optional<double> peak_flops;        // the last train row's MFU peak (none: no MFU was reported)
+  std::string peak_source;                 // where that peak came from (config, cache)
 };
 
 RunMetrics read_run(const std::string& dir, const std::string& name) {
@@ -70,8 +72,13 @@ RunMetrics read_run(const std::string& dir, const std::string& name) {
         if (row.contains("val_bits_per_byte") && row.at("val_bits_per_byte").is_number()) {
           m.final_bits_per_byte = row.at("val_bits_per_byte").get<double>();
         }
-      } else if (type == "train" && row.contains("optimizer_state_bytes")) {
-        m.peak_state_bytes = std::max(m.peak_state_bytes.value_or(0), row.at("optimizer_state_bytes").get<double>());
+      } else if (type == "train") {
+        if (row.contains("optimizer_state_bytes"))
+          m.peak_state_bytes = std::max(m.peak_state_bytes.value_or(0), row.at("optimizer_state_bytes").get<double>());
+        if (row.contains("peak_flops")) {
+          m.peak_flops = row.at("peak_flops").get<double>();
+          m.peak_source = row.value("peak_source", "");
+        }
       } else if (type == "phase_end") {
         m.phases.push_back(row);
       } else if (type == "transition") {
@@ -111,11 +118,33 @@ json run_json(const RunMetrics& m, const std::optional<CrossingCost>& at_target)
   if (m.final_accuracy) r["final_val_accuracy"] = *m.final_accuracy;
   if (m.final_bits_per_byte) r["final_val_bits_per_byte"] = *m.final_bits_per_byte;
   r["peak_optimizer_state_bytes"] = m.peak_state_bytes ? json(*m.peak_state_bytes) : json(nullptr);
+  // Throughput over the whole run's training time (level changes included, evaluation not).
+  const double wall = m.last.at("wall_s").get<double>();
+  const double flop_s = wall > 0 ? m.last.at("train_flops").get<double>() / wall : 0;
+  r["tokens_per_s"] = wall > 0 ? m.last.at("tokens").get<double>() / wall : 0;
+  r["model_flops_per_s"] = flop_s;
+  r["mfu"] = m.peak_flops ? json(flop_s / *m.peak_flops) : json(nullptr);
+  r["peak_flops"] = m.peak_flops ? json(*m.peak_flops) : json(nullptr);
+  r["peak_source"] = m.peak_flops ? json(m.peak_source) : json(nullptr);
   return r;
 }
 
 std::string pct(const std::optional<double>& x) { return x ? fmt::format("{:.1f}%", 100.0 * *x) : "n/a"; }
 std::string num(const json& x, const char* f = "{:.3g}") { return x.is_null() ? "never" : fmt::format(f, x.get<double>()); }
+
+// Which peak the MFU column is against, and where it came from.
+std::string peak_note(const json& r) {
+  std::string out;
+  for (const char* name : {"baseline", "vcycle"}) {
+    const json& x = r[name];
+    out += x["peak_flops"].is_null()
+               ? fmt::format("{}: no MFU (no peak FLOP/s known: `vcycle bench peak` or train.peak_flops). ", name)
+               : fmt::format("{}: MFU against a peak of {:.3g} FLOP/s ({}). ", name, x["peak_flops"].get<double>(),
+                             x["peak_source"].get<std::string>());
+  }
+  out.pop_back();
+  return out;
+}
 
 std::string markdown(const json& r) {
   std::ostringstream md;
@@ -123,15 +152,18 @@ std::string markdown(const json& r) {
   md << fmt::format("Target loss L* = baseline's final validation loss = **{:.4f}** nats/token", r["target_loss"].get<double>());
   if (r.contains("target_bits_per_byte")) md << fmt::format(" ({:.4f} bits/byte)", r["target_bits_per_byte"].get<double>());
   md << "\n\n";
-  md << "| run | final val loss | train FLOPs | FLOPs to L* | train s | s to L* | peak optimizer state |\n"
-        "|---|---|---|---|---|---|---|\n";
+  md << "| run | final val loss | train FLOPs | FLOPs to L* | train s | s to L* | peak optimizer state | tokens/s | model FLOP/s | MFU |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const char* name : {"baseline", "vcycle"}) {
     const json& x = r[name];
-    md << fmt::format("| {} | {:.4f} | {} | {} | {} | {} | {} |\n", name, x["final_val_loss"].get<double>(),
-                      num(x["total_train_flops"]), num(x["flops_to_target"]), num(x["train_wall_s"], "{:.1f}"),
-                      num(x["wall_s_to_target"], "{:.1f}"), format_mib(x["peak_optimizer_state_bytes"]));
+    md << fmt::format("| {} | {:.4f} | {} | {} | {} | {} | {} | {:.0f} | {:.3g} | {} |\n", name,
+                      x["final_val_loss"].get<double>(), num(x["total_train_flops"]), num(x["flops_to_target"]),
+                      num(x["train_wall_s"], "{:.1f}"), num(x["wall_s_to_target"], "{:.1f}"),
+                      format_mib(x["peak_optimizer_state_bytes"]), x["tokens_per_s"].get<double>(),
+                      x["model_flops_per_s"].get<double>(),
+                      x["mfu"].is_null() ? std::string("n/a") : fmt::format("{:.1f}%", 100.0 * x["mfu"].get<double>()));
   }
-  md << "\n";
+  md << "\n" << peak_note(r) << "\n\n";
   if (r["reached_target"].get<bool>()) {
     md << fmt::format("**FLOP savings at equal loss: {}** · wall-time savings at equal loss: {}\n\n",
                       pct(r["flop_savings"].is_null() ? std::nullopt : std::optional<double>(r["flop_savings"].get<double>())),

@@ -186,6 +186,8 @@ TrainConfig parse_train(YamlReader& r) {
   train.log_every = t.get_or<int64_t>("log_every", 10);
   if (train.log_every <= 0) t.fail("log_every", "must be > 0, got " + std::to_string(train.log_every));
   train.on_nonfinite = sections::parse_enum(t, "on_nonfinite", OnNonfinite::stop, {OnNonfinite::stop, OnNonfinite::skip_step});
+  // Not in the fingerprint: a different peak changes what MFU is reported, not what is trained.
+  if (t.has("peak_flops")) train.peak_flops = t.get_positive<double>("peak_flops");
   t.finish();
   return train;
 }

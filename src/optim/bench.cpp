@@ -9,6 +9,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 #include <torch/types.h>
 #include <yaml-cpp/yaml.h>
 
@@ -60,7 +61,9 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> bench_shapes(const std
   throw std::invalid_argument("unknown benchmark shapes '" + shapes + "'; valid: gpt2-small, default");
 }
 
-std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int steps, int warmup) {
+std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int steps, int warmup, const std::string& device_name) {
+  const torch::Device device(device_name);
+  const bool cuda = device.is_cuda();
   if (steps < 20) throw std::invalid_argument("bench_optimizers: steps must be >= 20, got " + std::to_string(steps));
   if (warmup < 0) throw std::invalid_argument("bench_optimizers: warmup must be >= 0, got " + std::to_string(warmup));
   const auto named_shapes = bench_shapes(shapes);
@@ -69,7 +72,7 @@ std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int step
   // one set of random gradients, shared read-only by every optimizer's parameters
   std::vector<torch::Tensor> grads, init;
   for (const auto& [name, shape] : named_shapes) {
-    grads.push_back(at::randn(shape, gen, torch::kFloat));
+    grads.push_back(at::randn(shape, gen, torch::kFloat).to(device));
     init.push_back(at::randn(shape, gen, torch::kFloat).mul_(0.02));
   }
   YAML::Node options;
@@ -80,7 +83,7 @@ std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int step
   for (size_t k = 0; k < names.size(); ++k) {
     std::vector<std::pair<std::string, torch::Tensor>> named;
     for (size_t i = 0; i < named_shapes.size(); ++i) {
-      torch::Tensor p = init[i].clone().requires_grad_(true);
+      torch::Tensor p = init[i].to(device, /*non_blocking=*/false, /*copy=*/true).requires_grad_(true);
       p.mutable_grad() = grads[i];
       params[k].push_back(p);
       named.emplace_back(named_shapes[i].first, p);
@@ -93,6 +96,7 @@ std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int step
     for (size_t k = 0; k < names.size(); ++k) {
       const auto t0 = std::chrono::steady_clock::now();
       opts[k]->step();
+      if (cuda) torch::cuda::synchronize();
       const auto t1 = std::chrono::steady_clock::now();
       if (s >= warmup) times[k].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
@@ -104,8 +108,9 @@ std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int step
   return out;
 }
 
-void bench_optimizers(std::ostream& out, const std::string& shapes, int steps, int warmup) {
-  const auto results = run_optimizer_bench(shapes, steps, warmup);
+std::vector<BenchResult> bench_optimizers(std::ostream& out, const std::string& shapes, int steps, int warmup,
+                                          const std::string& device) {
+  const auto results = run_optimizer_bench(shapes, steps, warmup, device);
   int64_t numel = 0, tensors = 0;
   for (const auto& [name, shape] : bench_shapes(shapes)) {
     int64_t n = 1;
@@ -115,9 +120,10 @@ void bench_optimizers(std::ostream& out, const std::string& shapes, int steps, i
   }
   char line[256];
   std::snprintf(line, sizeof line,
-                "optimizer step: %s shapes, %lld parameters in %lld tensors, fp32, %d threads, median of %d steps "
-                "after %d warm-up\n",
-                shapes.c_str(), static_cast<long long>(numel), static_cast<long long>(tensors), at::get_num_threads(),
+                "optimizer step: %s shapes, %lld parameters in %lld tensors, fp32 on %s, %d threads, median of %d "
+                "steps after %d warm-up\n",
+                shapes.c_str(), static_cast<long long>(numel), static_cast<long long>(tensors), device.c_str(),
+                at::get_num_threads(),
                 steps, warmup);
   out << line;
   std::snprintf(line, sizeof line, "%-10s %12s %10s %9s %12s %9s\n", "optimizer", "median ms", "min ms", "x AdamW",
@@ -130,6 +136,7 @@ void bench_optimizers(std::ostream& out, const std::string& shapes, int steps, i
                   static_cast<double>(r.state_bytes) / static_cast<double>(base.state_bytes));
     out << line;
   }
+  return results;
 }
 
 }  // namespace vcycle::optim

@@ -68,7 +68,7 @@ void check_same_run(const std::string& a_dir, const std::string& b_dir) {
   }
   auto timeless = [](std::vector<json> rows) {
     for (auto& r : rows) {
-      for (const char* k : {"wall_s", "eval_wall_s", "tokens_per_s", "phase_wall"}) r.erase(k);
+      for (const char* k : {"wall_s", "eval_wall_s", "tokens_per_s", "phase_wall", "model_flops_per_s", "mfu"}) r.erase(k);
     }
     return rows;
   };

@@ -30,7 +30,7 @@ std::vector<nlohmann::json> timeless_rows(const std::string& path) {
   std::vector<nlohmann::json> rows;
   for (const auto& line : read_jsonl_lines(path)) {
     auto row = nlohmann::json::parse(line);
-    for (const char* k : {"wall_s", "eval_wall_s", "tokens_per_s", "phase_wall"}) row.erase(k);
+    for (const char* k : {"wall_s", "eval_wall_s", "tokens_per_s", "phase_wall", "model_flops_per_s", "mfu"}) row.erase(k);
     rows.push_back(row);
   }
   return rows;

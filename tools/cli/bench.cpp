@@ -1,19 +1,28 @@
-// `vcycle bench train`: training throughput (tokens/s) of the built-in GPT at a named size, on
-// random tokens, after warm-up; the median of timed steps. A step is the trainer's: zero_grad, loss,
-// backward, global-norm clip, AdamW. bench/train_gpt.py is the same model and step in Python.
+// `vcycle bench train`: training throughput (tokens/s, model FLOP/s and MFU) of the built-in GPT at
+// a named size, on random tokens, after warm-up; the median of timed steps. A step is the trainer's:
+// zero_grad, loss, backward, global-norm clip, AdamW. bench/train_gpt.py is the same model and step
+// in Python. `--profile` breaks a step down by component instead (bench_profile.cpp); `bench peak`
+// measures the GEMM peak MFU is against (bench_peak.cpp); `bench optim` times the optimizers.
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 #include <torch/optim/adamw.h>
 #include <torch/types.h>
 // after types.h: clip_grad.h does not include what it uses
 #include <torch/nn/utils/clip_grad.h>
 
+#include "bench.h"
 #include "commands.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/file_util.h"
 #include "vcycle/core/flops.h"
+#include "vcycle/core/precision.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/bench.h"
@@ -21,9 +30,7 @@
 
 namespace vcycle::cli {
 
-namespace {
-
-GPTConfig named_size(const std::string& name) {
+GPTConfig bench_model(const std::string& name) {
   GPTConfig c;  // defaults = configs/default.yaml's model
   if (name == "default") return c;
   if (name == "gpt2-small") {
@@ -33,32 +40,108 @@ GPTConfig named_size(const std::string& name) {
   throw InputError("unknown model size '" + name + "' (valid: default, gpt2-small)");
 }
 
-void bench_train(const std::string& size, int64_t batch, int steps, int warmup, int threads) {
-  runtime_init(threads);
-  const GPTConfig cfg = named_size(size);
+namespace {
+
+using json = nlohmann::json;
+
+// A device name torch::Device accepts ("cpu", "cuda", "cuda:1"), checked here so that a typo is
+// exit 2 with the option named, not a LibTorch error.
+torch::Device bench_device(const std::string& name) {
+  try {
+    torch::Device d(name);
+    if (d.is_cuda() && !torch::cuda::is_available()) throw InputError("--device " + name + ": no CUDA device available");
+    if (!d.is_cpu() && !d.is_cuda()) throw InputError("--device must be cpu or cuda[:N], got '" + name + "'");
+    return d;
+  } catch (const c10::Error&) {
+    throw InputError("--device must be cpu or cuda[:N], got '" + name + "'");
+  }
+}
+
+void write_json(const std::string& path, const json& j) {
+  if (!path.empty()) write_file_atomic(path, j.dump(2) + "\n");
+}
+
+struct TrainArgs {
+  std::string size = "default";
+  int64_t batch = 16;
+  int steps = 20, warmup = 3, threads = 0;
+  std::string device = "cpu", precision = "fp32", json_out;
+  double peak_flops = 0;  // 0: the cache, else measured now (CPU); none on a GPU
+  bool profile = false;
+};
+
+void bench_train(const TrainArgs& a) {
+  if (a.batch <= 0) throw InputError(fmt::format("--batch must be > 0, got {}", a.batch));
+  if (a.steps <= 0) throw InputError(fmt::format("--steps must be > 0, got {}", a.steps));
+  if (a.peak_flops < 0) throw InputError(fmt::format("--peak-flops must be > 0, got {}", a.peak_flops));
+  Precision precision;
+  try {
+    precision = parse_precision(a.precision);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("--precision: ") + e.what());
+  }
+  const GPTConfig cfg = bench_model(a.size);
+  const torch::Device device = bench_device(a.device);
+  runtime_init(a.threads);
+  if (a.profile) {
+    if (!device.is_cpu() || precision != Precision::fp32) throw InputError("--profile profiles fp32 on the CPU only");
+    bench_profile(cfg, a.size, a.batch, a.steps, a.warmup);
+    return;
+  }
+  // The peak first: measuring it (a CPU without a cached one) must not overlap the timed steps.
+  std::optional<PeakFlops> peak;
+  if (a.peak_flops > 0 || device.is_cpu()) peak = bench_train_peak(a.peak_flops, 2.0, precision == Precision::bf16);
   torch::manual_seed(0);
   GPT model(cfg);
+  model->to(device);
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
-  auto x = torch::randint(0, cfg.vocab, {batch, cfg.context}, torch::kLong);
-  auto y = torch::randint(0, cfg.vocab, {batch, cfg.context}, torch::kLong);
+  const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto x = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
+  auto y = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
   std::vector<double> times;
-  for (int i = 0; i < warmup + steps; ++i) {
+  for (int i = 0; i < a.warmup + a.steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
-    model->loss(x, y).backward();
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(precision, device);
+      loss = model->loss(x, y);
+    }
+    loss.backward();
     torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
     opt.step();
+    if (device.is_cuda()) torch::cuda::synchronize();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= warmup) times.push_back(dt);
+    if (i >= a.warmup) times.push_back(dt);
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
-  const double tokens = static_cast<double>(batch * cfg.context);
+  const double tokens = static_cast<double>(a.batch * cfg.context);
   const double flops = tokens * train_flops_per_token(GPTAdapter(cfg).flop_shape(GPTAdapter(cfg).top_shape()));
-  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} threads\n", size, cfg.layers, cfg.hidden,
-                           cfg.context, batch, threads);
-  std::cout << fmt::format("median step {:.4f} s over {} steps: {:.0f} tokens/s, {:.2f} GFLOP/s (model FLOPs)\n", median,
-                           steps, tokens / median, flops / median / 1e9);
+  const double flop_s = flops / median;
+  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads\n", a.size, cfg.layers,
+                           cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision), at::get_num_threads());
+  std::cout << fmt::format("median step {:.4f} s over {} steps: {:.0f} tokens/s, {:.2f} GFLOP/s (model FLOPs)", median,
+                           a.steps, tokens / median, flop_s / 1e9);
+  if (peak) {
+    std::cout << fmt::format(", MFU {:.1f}% of {:.1f} GFLOP/s ({}, {})\n", 100.0 * flop_s / peak->flops_per_s,
+                             peak->flops_per_s / 1e9, to_string(peak->source), peak->detail);
+  } else {
+    std::cout << ", no MFU (pass --peak-flops: the GEMM peak is measured on the CPU only)\n";
+  }
+  write_json(a.json_out, json{{"model", a.size},
+                              {"batch", a.batch},
+                              {"context", cfg.context},
+                              {"device", device.str()},
+                              {"precision", to_string(precision)},
+                              {"threads", at::get_num_threads()},
+                              {"steps", a.steps},
+                              {"median_step_s", median},
+                              {"tokens_per_s", tokens / median},
+                              {"model_flops_per_s", flop_s},
+                              {"peak_flops", peak ? json(peak->flops_per_s) : json(nullptr)},
+                              {"peak_source", peak ? json(to_string(peak->source)) : json(nullptr)},
+                              {"mfu", peak ? json(flop_s / peak->flops_per_s) : json(nullptr)}});
 }
 
 }  // namespace
@@ -66,22 +149,37 @@ void bench_train(const std::string& size, int64_t batch, int steps, int warmup, 
 void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmarks (results as ratios measured in one run)");
   bench->require_subcommand(1);
-  struct TrainArgs {
-    std::string size = "default";
-    int64_t batch = 16;
-    int steps = 20, warmup = 3, threads = 0;
-  };
   auto args = std::make_shared<TrainArgs>();
-  auto* train = bench->add_subcommand("train", "Training tokens/s of the built-in GPT at a named size");
+  auto* train = bench->add_subcommand("train", "Training tokens/s, model FLOP/s and MFU of the built-in GPT at a named size");
   train->add_option("--model", args->size, "default | gpt2-small")->capture_default_str();
   train->add_option("--batch", args->batch, "sequences per step")->capture_default_str();
-  train->add_option("--steps", args->steps, "timed steps")->capture_default_str();
+  train->add_option("--steps", args->steps, "timed (or profiled) steps")->capture_default_str();
   train->add_option("--warmup", args->warmup, "untimed steps first")->capture_default_str();
   train->add_option("--threads", args->threads, "intra-op threads (0 = all cores)")->capture_default_str();
-  train->callback([args] { bench_train(args->size, args->batch, args->steps, args->warmup, args->threads); });
+  train->add_option("--device", args->device, "cpu | cuda[:N]")->capture_default_str();
+  train->add_option("--precision", args->precision, "fp32 | bf16 (autocast forward)")->capture_default_str();
+  train->add_option("--peak-flops", args->peak_flops,
+                    "peak FLOP/s for MFU (default: the cached `bench peak`, else measured now on the CPU)");
+  train->add_flag("--profile", args->profile, "time by component (matmuls, attention, ...) with LibTorch's profiler");
+  train->add_option("--json", args->json_out, "also write the result to this JSON file");
+  train->callback([args] { bench_train(*args); });
+
+  auto pargs = std::make_shared<PeakOptions>();
+  auto pthreads = std::make_shared<int>(0);
+  auto* peak = bench->add_subcommand("peak", "The machine's GEMM peak FLOP/s (fp32, and bf16 where the CPU has it), cached for MFU");
+  peak->add_option("--model", pargs->model, "GEMM shapes of this model's training step: default | gpt2-small")->capture_default_str();
+  peak->add_option("--batch", pargs->batch, "sequences (0 = 16 for default, 1 for gpt2-small)")->capture_default_str();
+  peak->add_option("--threads", *pthreads, "intra-op threads (0 = all cores)")->capture_default_str();
+  peak->add_option("--seconds", pargs->seconds, "time budget of the whole measurement")->capture_default_str();
+  peak->add_option("--cache", pargs->cache, "cache file (default: $VCYCLE_CACHE_DIR, $XDG_CACHE_HOME/vcycle or ~/.cache/vcycle, peak_flops.json)");
+  peak->callback([pargs, pthreads] {
+    bench_model(pargs->model);  // an unknown name fails before anything is measured
+    runtime_init(*pthreads);
+    bench_peak(*pargs);
+  });
 
   struct OptimArgs {
-    std::string shapes = "default";
+    std::string shapes = "default", device = "cpu", json_out;
     int steps = 20, warmup = 3, threads = 0;
   };
   auto oargs = std::make_shared<OptimArgs>();
@@ -90,15 +188,24 @@ void add_bench_command(CLI::App& app) {
   optim->add_option("--steps", oargs->steps, "timed steps (>= 20)")->capture_default_str();
   optim->add_option("--warmup", oargs->warmup, "untimed steps first")->capture_default_str();
   optim->add_option("--threads", oargs->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  optim->add_option("--device", oargs->device, "cpu | cuda[:N]")->capture_default_str();
+  optim->add_option("--json", oargs->json_out, "also write the rows and the parameter shapes to this JSON file");
   optim->callback([oargs] {
     if (oargs->steps < 20) throw InputError("--steps must be >= 20 for a stable median, got " + std::to_string(oargs->steps));
     if (oargs->shapes != "default" && oargs->shapes != "gpt2-small") {
       throw InputError("unknown --shapes '" + oargs->shapes + "' (valid: default, gpt2-small)");
     }
+    bench_device(oargs->device);
     runtime_init(oargs->threads);
-    optim::bench_optimizers(std::cout, oargs->shapes, oargs->steps, oargs->warmup);
+    const auto rows = optim::bench_optimizers(std::cout, oargs->shapes, oargs->steps, oargs->warmup, oargs->device);
+    json out{{"shapes_name", oargs->shapes}, {"device", oargs->device}, {"steps", oargs->steps}, {"warmup", oargs->warmup}};
+    for (const auto& r : rows) {
+      out["rows"].push_back({{"optimizer", r.name}, {"median_ms", r.median_ms}, {"min_ms", r.min_ms}, {"state_bytes", r.state_bytes}});
+    }
+    // The shapes, so that another program (bench/adamw_fused.py) can time the same parameters.
+    for (const auto& [name, shape] : optim::bench_shapes(oargs->shapes)) out["shapes"].push_back({{"name", name}, {"shape", shape}});
+    write_json(oargs->json_out, out);
   });
 }
-
 
 }  // namespace vcycle::cli

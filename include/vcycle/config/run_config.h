@@ -86,6 +86,8 @@ struct TrainConfig {
   int64_t log_every = 10;               // progress line cadence in steps
   int keep_checkpoints = 0;             // numbered checkpoint-step<G>.ckpt kept (checkpoint_retention.h); 0 = none
   OnNonfinite on_nonfinite = OnNonfinite::stop;
+  double peak_flops = 0;                // one process's peak FLOP/s for MFU; 0 = the machine's cached
+                                        // `vcycle bench peak` figure, if any (core/peak_flops.h)
 };
 
 struct RunConfig {

@@ -27,9 +27,12 @@ struct BenchResult {
 // Times `steps` (>= 20) steps after `warmup` untimed ones for each optimizer (same random
 // gradients, fp32 parameters, weight_decay 0.01 on matrices, default hyperparameters otherwise) and
 // returns one result per optimizer, AdamW first. Uses the current intra-op thread count.
-std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int steps, int warmup);
+// On a CUDA `device` each step is timed to the end of its kernels (the device is synchronised).
+std::vector<BenchResult> run_optimizer_bench(const std::string& shapes, int steps, int warmup,
+                                             const std::string& device = "cpu");
 
-// Runs run_optimizer_bench() and prints a table with ratios to AdamW to `out`.
-void bench_optimizers(std::ostream& out, const std::string& shapes, int steps, int warmup);
+// Runs run_optimizer_bench() and prints a table with ratios to AdamW to `out`; returns the rows.
+std::vector<BenchResult> bench_optimizers(std::ostream& out, const std::string& shapes, int steps, int warmup,
+                                          const std::string& device = "cpu");
 
 }  // namespace vcycle::optim

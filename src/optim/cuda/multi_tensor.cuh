@@ -11,6 +11,9 @@
 
 namespace vcycle::optim::cuda {
 
+// The kernels below are `static`: came.cu and adafactor.cu both include this header, and a
+// __global__ function with external linkage would be defined twice at link time.
+
 constexpr int kThreads = 256;
 
 inline void check_launch(const char* kernel) {
@@ -83,7 +86,7 @@ inline unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThrea
 
 // Row sums of g² into sums.row, column sums into sums.col (zeroed by the caller), and, when
 // `w_squares` is given, Σ w² per tensor.
-__global__ void squares_kernel(const Factored* list, int count, FactoredSums sums, float* w_squares) {
+static __global__ void squares_kernel(const Factored* list, int count, FactoredSums sums, float* w_squares) {
   const RowTask k = row_task(list, count, blockIdx.x);
   const Factored& t = *k.t;
   const float* g = t.g + k.offset;
@@ -117,7 +120,7 @@ __device__ inline int tensor_of_col(const Factored* list, int count, int64_t e) 
 // Moving averages of row and column means of a statistic S + eps:
 //   row ← β·row + (1−β)·(Σ_j S_ij / N + eps), col ← β·col + (1−β)·(Σ_i S_ij / M + eps),
 // and Σ_i row_i per matrix into `row_totals` (zeroed by the caller). `use_res` picks R, C over r, c.
-__global__ void moving_means_kernel(const Factored* list, int count, int64_t rows, int64_t cols, FactoredSums sums,
+static __global__ void moving_means_kernel(const Factored* list, int count, int64_t rows, int64_t cols, FactoredSums sums,
                                     float beta, float one_minus_beta, float eps, bool use_res, float* row_totals) {
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e < rows) {
@@ -136,7 +139,7 @@ __global__ void moving_means_kernel(const Factored* list, int count, int64_t row
 
 // Σ_ij u_ij² per tensor for u = g·a_i·b_j, a_i = rsqrt(r_i / mean r), b_j = rsqrt(c_j): the
 // update-clipping RMS without writing u.
-__global__ void update_squares_kernel(const Factored* list, int count, FactoredSums sums) {
+static __global__ void update_squares_kernel(const Factored* list, int count, FactoredSums sums) {
   const RowTask k = row_task(list, count, blockIdx.x);
   const Factored& t = *k.t;
   const int64_t rowi = k.mat * t.M + k.i;
