@@ -4,7 +4,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,25 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& watch
 
 // Number of lines in a file (0 if missing).
 int count_lines(const std::string& path);
+
+// Sets an environment variable for the scope (unset again, or restored, at its end).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* v = std::getenv(name)) old_ = v;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 // Debian's Python interpreter, where python3-torch, -numpy and -sentencepiece (tools/install-deps.sh)
 // install, whatever other python3 comes first on PATH.

@@ -17,27 +17,6 @@
 
 using namespace vcycle;
 
-namespace {
-
-// Sets an environment variable for the scope (unset again, or restored, at its end).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
-}  // namespace
-
 TEST_CASE("a linear layer's training GEMMs: forward, input gradient, weight gradient", "[peak]") {
   const auto g = linear_train_gemms("fc", 2048, 256, 1024);
   REQUIRE(g.size() == 3);
@@ -92,7 +71,7 @@ TEST_CASE("the peak cache round-trips per CPU, thread count and LibTorch version
 
 TEST_CASE("a run's peak: the config's, else the cache's on a CPU, else none with a note", "[peak]") {
   test::TempDir dir("peak_resolve");
-  ScopedEnv env("VCYCLE_CACHE_DIR", dir.str());
+  test::ScopedEnv env("VCYCLE_CACHE_DIR", dir.str());
   CHECK(peak_cache_file() == dir.str("peak_flops.json"));
   std::string note;
   CHECK_FALSE(resolve_peak(0, true, false, &note));

@@ -59,22 +59,6 @@ std::vector<json> train_rows(const std::string& path) {
   return rows;
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 }  // namespace
 
 TEST_CASE("train.peak_flops gives train rows MFU and the report its peak and source", "[mfu][report]") {
@@ -109,7 +93,7 @@ TEST_CASE("train.peak_flops gives train rows MFU and the report its peak and sou
 
 TEST_CASE("without a known peak the rows carry FLOP/s but no MFU, and FLOPs and losses do not change", "[mfu][report]") {
   test::TempDir dir("mfu_none");
-  ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("empty-cache"));  // nothing cached there
+  test::ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("empty-cache"));  // nothing cached there
   test::write_text(dir.str("a.yaml"), config(dir.str() + "/a_", ""));
   // The same run with a peak, for the FLOPs and losses.
   test::write_text(dir.str("b.yaml"), config(dir.str() + "/b_", ", peak_flops: 3e10"));
@@ -161,7 +145,7 @@ TEST_CASE("train.peak_flops must be a number > 0, named with file and line", "[m
 TEST_CASE("progress lines show FLOP/s and with a peak MFU and without one the run says how to get it", "[mfu][cli]") {
   test::TempDir dir("mfu_cli");
   test::prepare_fixture_corpus(dir.str("data"));
-  ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("empty-cache"));  // inherited by the program
+  test::ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("empty-cache"));  // inherited by the program
   test::write_text(dir.str("c.yaml"), config(dir.str(), ""));
   const auto with = test::run_cli({"train", dir.str("c.yaml"), "--set", "train.peak_flops=2e9", "--set", "baseline.steps=2"});
   INFO(with.output);

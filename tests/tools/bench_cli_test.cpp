@@ -18,29 +18,13 @@ using json = nlohmann::json;
 
 namespace {
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 json read_json(const std::string& path) { return json::parse(std::ifstream(path)); }
 
 }  // namespace
 
 TEST_CASE("bench peak prints the GEMM table and caches the best fp32 rate which bench train reads for MFU", "[cli][bench]") {
   test::TempDir dir("bench_peak");
-  ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("cache"));
+  test::ScopedEnv env("VCYCLE_CACHE_DIR", dir.str("cache"));
   const auto r = test::run_cli({"bench", "peak", "--threads", "1", "--seconds", "0.5", "--batch", "1"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
