@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "experiment_util.h"
 #include "test_util.h"
 #include "vcycle/config/run_config.h"
 #include "vcycle/schedules/cycle_runner.h"
@@ -35,25 +36,6 @@ std::string cycle_sections(const std::string& out) {
          "output: " + out + "\n";
 }
 
-// Runs baseline + V-cycle + report for `yaml`; returns report.json.
-json run_all(const std::string& path) {
-  const RunConfig cfg = load_config(path);
-  auto adapter = make_model(cfg);
-  run_cycle(cfg, *adapter, cfg.baseline_phases(), cfg.output + "/baseline", CycleOptions{false, "baseline", true});
-  run_cycle(cfg, *adapter, cfg.phases, cfg.output + "/vcycle", CycleOptions{false, "vcycle", true});
-  write_report(cfg.output);
-  return json::parse(std::ifstream(cfg.output + "/report.json"));
-}
-
-std::vector<json> eval_rows(const std::string& path) {
-  std::vector<json> rows;
-  for (const auto& line : read_jsonl_lines(path)) {
-    auto row = json::parse(line);
-    if (row["type"] == "eval") rows.push_back(row);
-  }
-  return rows;
-}
-
 void check_v_order(const json& report, const std::string& small_shape) {
   const json& phases = report["vcycle"]["phases"];
   REQUIRE(phases.size() == 3);
@@ -75,9 +57,9 @@ TEST_CASE("a 2-level BERT V-cycle runs end to end", "[vcycle][bert]") {
                    "model: { type: bert, layers: 2, hidden: 32, heads: 4, head_size: 8, ffn: 64, context: 16 }\n"
                    "data: { train: " + dir.str("data/train.bin") + ", valid: " + dir.str("data/valid.bin") + ", batch_size: 4 }\n" +
                        cycle_sections(dir.str("out")));
-  const json report = run_all(dir.str("c.yaml"));
+  const json report = test::run_baseline_and_vcycle(dir.str("c.yaml"));
   check_v_order(report, "layers=1 ffn=32 heads=16 hidden=16");
-  const auto rows = eval_rows(dir.str("out/vcycle/metrics.jsonl"));
+  const auto rows = test::metrics_rows(dir.str("out/vcycle/metrics.jsonl"), "eval");
   REQUIRE(!rows.empty());
   for (const auto& r : rows) CHECK_FALSE(r.contains("val_accuracy"));  // no extra metric for BERT
   CHECK_FALSE(report["vcycle"].contains("final_val_accuracy"));
@@ -93,11 +75,11 @@ TEST_CASE("a 2-level ViT V-cycle runs end to end and reports accuracy", "[vcycle
                    "model: { type: vit, image_size: 8, patch: 4, channels: 1, classes: 4, layers: 2, hidden: 16, heads: 2, ffn: 32 }\n"
                    "data: { train: " + train + ", valid: " + dir.str("images/t10k-images-idx3-ubyte") + ", batch_size: 8 }\n" +
                        cycle_sections(dir.str("out")));
-  const json report = run_all(dir.str("c.yaml"));
+  const json report = test::run_baseline_and_vcycle(dir.str("c.yaml"));
   check_v_order(report, "layers=1 ffn=16 heads=8 hidden=8");
   for (const char* run : {"baseline", "vcycle"}) {
     INFO(run);
-    const auto rows = eval_rows(dir.str(std::string("out/") + run + "/metrics.jsonl"));
+    const auto rows = test::metrics_rows(dir.str(std::string("out/") + run + "/metrics.jsonl"), "eval");
     REQUIRE(!rows.empty());
     for (const auto& r : rows) {
       REQUIRE(r.contains("val_accuracy"));

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "experiment_util.h"
 #include "test_util.h"
 #include "vcycle/config/run_config.h"
 #include "vcycle/core/errors.h"
@@ -41,34 +42,16 @@ std::string config(const std::string& dir, const std::string& train_extra) {
          "output: " + dir + "/out\n";
 }
 
-json run_all(const std::string& path) {
-  const RunConfig cfg = load_config(path);
-  auto adapter = make_model(cfg);
-  run_cycle(cfg, *adapter, cfg.baseline_phases(), cfg.output + "/baseline", CycleOptions{false, "baseline", true});
-  run_cycle(cfg, *adapter, cfg.phases, cfg.output + "/vcycle", CycleOptions{false, "vcycle", true});
-  write_report(cfg.output);
-  return json::parse(std::ifstream(cfg.output + "/report.json"));
-}
-
-std::vector<json> train_rows(const std::string& path) {
-  std::vector<json> rows;
-  for (const auto& line : read_jsonl_lines(path)) {
-    auto row = json::parse(line);
-    if (row["type"] == "train") rows.push_back(row);
-  }
-  return rows;
-}
-
 }  // namespace
 
 TEST_CASE("train.peak_flops gives train rows MFU and the report its peak and source", "[mfu][report]") {
   test::TempDir dir("mfu");
   test::prepare_fixture_corpus(dir.str("data"));
   test::write_text(dir.str("c.yaml"), config(dir.str(), ", peak_flops: 1.0e9"));
-  const json report = run_all(dir.str("c.yaml"));
+  const json report = test::run_baseline_and_vcycle(dir.str("c.yaml"));
   for (const char* run : {"baseline", "vcycle"}) {
     INFO(run);
-    const auto rows = train_rows(dir.str(std::string("out/") + run + "/metrics.jsonl"));
+    const auto rows = test::metrics_rows(dir.str(std::string("out/") + run + "/metrics.jsonl"), "train");
     REQUIRE(rows.size() >= 4);
     for (const auto& r : rows) {
       CHECK(r["model_flops_per_s"].get<double>() > 0);
@@ -98,13 +81,13 @@ TEST_CASE("without a known peak the rows carry FLOP/s but no MFU, and FLOPs and 
   // The same run with a peak, for the FLOPs and losses.
   test::write_text(dir.str("b.yaml"), config(dir.str() + "/b_", ", peak_flops: 3e10"));
   for (const char* p : {"a_", "b_"}) test::prepare_fixture_corpus(dir.str(std::string(p) + "/data"));
-  const json a = run_all(dir.str("a.yaml"));
-  run_all(dir.str("b.yaml"));
+  const json a = test::run_baseline_and_vcycle(dir.str("a.yaml"));
+  test::run_baseline_and_vcycle(dir.str("b.yaml"));
   CHECK(a["vcycle"]["mfu"].is_null());
   CHECK(a["vcycle"]["peak_source"].is_null());
   CHECK(a["vcycle"]["model_flops_per_s"].get<double>() > 0);
-  const auto ra = train_rows(dir.str("a_/out/vcycle/metrics.jsonl"));
-  const auto rb = train_rows(dir.str("b_/out/vcycle/metrics.jsonl"));
+  const auto ra = test::metrics_rows(dir.str("a_/out/vcycle/metrics.jsonl"), "train");
+  const auto rb = test::metrics_rows(dir.str("b_/out/vcycle/metrics.jsonl"), "train");
   REQUIRE(ra.size() == rb.size());
   for (size_t i = 0; i < ra.size(); ++i) {
     CHECK_FALSE(ra[i].contains("mfu"));
