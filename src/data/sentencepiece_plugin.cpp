@@ -50,44 +50,44 @@ class LineIterator final : public sentencepiece::SentenceIterator {
   bool done_ = false;
 };
 
+// Runs `body`, which returns a SentencePiece status: 0 when it is OK, else 1 with its message (or an
+// exception's) in err. Nothing is thrown across the C boundary.
+template <typename Body>
+int guarded(char* err, size_t err_cap, Body body) {
+  try {
+    const sentencepiece::util::Status status = body();
+    if (status.ok()) return 0;
+    set_error(err, err_cap, status.ToString());
+  } catch (const std::exception& e) {
+    set_error(err, err_cap, e.what());
+  }
+  return 1;
+}
+
 }  // namespace
 
 VCYCLE_SPM_EXPORT int vcycle_spm_train(const char* text, size_t text_len, const char* const* option_keys,
                                        const char* const* option_values, size_t n_options, vcycle_spm_sink model_sink,
                                        void* context, char* err, size_t err_cap) {
-  try {
+  return guarded(err, err_cap, [&] {
     std::unordered_map<std::string, std::string> options;
     for (size_t i = 0; i < n_options; ++i) options[option_keys[i]] = option_values[i];
     LineIterator lines(std::string_view(text, text_len));
     std::string model;
     const auto status = sentencepiece::SentencePieceTrainer::Train(options, &lines, &model);
-    if (!status.ok()) {
-      set_error(err, err_cap, status.ToString());
-      return 1;
-    }
-    model_sink(context, model.data(), model.size());
-    return 0;
-  } catch (const std::exception& e) {
-    set_error(err, err_cap, e.what());
-    return 1;
-  }
+    if (status.ok()) model_sink(context, model.data(), model.size());
+    return status;
+  });
 }
 
 VCYCLE_SPM_EXPORT int vcycle_spm_load(const char* model, size_t model_len, void** processor, char* err,
                                       size_t err_cap) {
-  try {
+  return guarded(err, err_cap, [&] {
     auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = sp->LoadFromSerializedProto(absl::string_view(model, model_len));
-    if (!status.ok()) {
-      set_error(err, err_cap, status.ToString());
-      return 1;
-    }
-    *processor = sp.release();
-    return 0;
-  } catch (const std::exception& e) {
-    set_error(err, err_cap, e.what());
-    return 1;
-  }
+    if (status.ok()) *processor = sp.release();
+    return status;
+  });
 }
 
 VCYCLE_SPM_EXPORT void vcycle_spm_free(void* processor) {
@@ -100,37 +100,23 @@ VCYCLE_SPM_EXPORT int64_t vcycle_spm_vocab(const void* processor) {
 
 VCYCLE_SPM_EXPORT int vcycle_spm_encode(const void* processor, const char* text, size_t text_len,
                                         vcycle_spm_sink ids_sink, void* context, char* err, size_t err_cap) {
-  try {
+  static_assert(sizeof(int) == sizeof(int32_t), "ids cross the boundary as int32");
+  return guarded(err, err_cap, [&] {
     std::vector<int> ids;
     const auto* sp = static_cast<const sentencepiece::SentencePieceProcessor*>(processor);
     const auto status = sp->Encode(absl::string_view(text, text_len), &ids);
-    if (!status.ok()) {
-      set_error(err, err_cap, status.ToString());
-      return 1;
-    }
-    static_assert(sizeof(int) == sizeof(int32_t), "ids cross the boundary as int32");
-    ids_sink(context, ids.data(), ids.size());
-    return 0;
-  } catch (const std::exception& e) {
-    set_error(err, err_cap, e.what());
-    return 1;
-  }
+    if (status.ok()) ids_sink(context, ids.data(), ids.size());
+    return status;
+  });
 }
 
 VCYCLE_SPM_EXPORT int vcycle_spm_decode(const void* processor, const int32_t* ids, size_t n_ids,
                                         vcycle_spm_sink text_sink, void* context, char* err, size_t err_cap) {
-  try {
+  return guarded(err, err_cap, [&] {
     std::string text;
     const auto* sp = static_cast<const sentencepiece::SentencePieceProcessor*>(processor);
     const auto status = sp->Decode(std::vector<int>(ids, ids + n_ids), &text);
-    if (!status.ok()) {
-      set_error(err, err_cap, status.ToString());
-      return 1;
-    }
-    text_sink(context, text.data(), text.size());
-    return 0;
-  } catch (const std::exception& e) {
-    set_error(err, err_cap, e.what());
-    return 1;
-  }
+    if (status.ok()) text_sink(context, text.data(), text.size());
+    return status;
+  });
 }
