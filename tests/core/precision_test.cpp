@@ -1,12 +1,16 @@
 // Mixed precision: the autocast guard turns matmuls bf16 on the CPU (the same code path as CUDA),
 // restores the previous state, and leaves weights and gradients fp32.
+#include <cmath>
+
 #include <torch/types.h>
 
 #include "test_util.h"
 #include "vcycle/config/run_config.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/models/bert/bert.h"
 #include "vcycle/models/gpt/gpt.h"
+#include "vcycle/models/vit/vit.h"
 #include "vcycle/core/precision.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
@@ -33,27 +37,51 @@ TEST_CASE("AutocastGuard: bf16 matmuls inside, fp32 after, nothing for fp32", "[
   CHECK_THROWS_WITH(parse_precision("fp16"), Catch::Contains("valid: fp32, bf16"));
 }
 
-TEST_CASE("a GPT under bf16 autocast: loss near fp32's, fp32 weights and gradients", "[precision]") {
-  GPTConfig cfg;
-  cfg.layers = 2; cfg.hidden = 32; cfg.heads = 2; cfg.head_size = 16; cfg.ffn = 64; cfg.context = 16; cfg.vocab = 64;
-  torch::manual_seed(0);
-  GPT model(cfg);
-  const auto x = torch::randint(0, 64, {4, 16}), y = torch::randint(0, 64, {4, 16});
-  const double fp32 = model->loss(x, y).item<double>();
+namespace {
+
+// One loss under bf16 autocast against the same loss in fp32: near it (bf16 accuracy) but not equal
+// (the matmuls really ran in bf16), a fp32 scalar, and fp32 weights and gradients after backward.
+template <class Model>
+void check_bf16_loss(Model& model, const torch::Tensor& x, const torch::Tensor& y) {
+  const double fp32 = model->loss(x, y).template item<double>();
   torch::Tensor loss;
   {
     AutocastGuard guard(Precision::bf16, torch::Device("cpu"));
     loss = model->loss(x, y);
   }
   CHECK(loss.scalar_type() == torch::kFloat);  // cross-entropy runs in fp32 under autocast
-  CHECK(loss.item<double>() != fp32);          // the matmuls really ran in bf16 ...
-  CHECK(std::abs(loss.item<double>() - fp32) < 2e-2 * fp32);  // ... to bf16 accuracy
+  CHECK(loss.item<double>() != fp32);
+  CHECK(std::abs(loss.item<double>() - fp32) < 2e-2 * fp32);
   loss.backward();
   for (const auto& p : model->named_parameters()) {
     INFO(p.key());
     CHECK(p.value().scalar_type() == torch::kFloat);
     REQUIRE(p.value().grad().defined());
     CHECK(p.value().grad().scalar_type() == torch::kFloat);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every built-in family under bf16 autocast: loss near fp32's, fp32 weights and gradients", "[precision]") {
+  torch::manual_seed(0);
+  SECTION("GPT") {
+    GPTConfig cfg;
+    cfg.layers = 2; cfg.hidden = 32; cfg.heads = 2; cfg.head_size = 16; cfg.ffn = 64; cfg.context = 16; cfg.vocab = 64;
+    GPT model(cfg);
+    check_bf16_loss(model, torch::randint(0, 64, {4, 16}), torch::randint(0, 64, {4, 16}));
+  }
+  SECTION("BERT (post-LN blocks, an MLM head whose LayerNorm follows a GELU)") {
+    BertConfig cfg;
+    cfg.layers = 2; cfg.hidden = 32; cfg.heads = 2; cfg.head_size = 16; cfg.ffn = 64; cfg.context = 16; cfg.vocab = 64;
+    Bert model(cfg);
+    check_bf16_loss(model, torch::randint(0, 64, {4, 16}), torch::randint(0, 64, {4, 16}));
+  }
+  SECTION("ViT") {
+    ViTConfig cfg;
+    cfg.image_size = 8; cfg.patch = 4; cfg.layers = 2; cfg.hidden = 32; cfg.heads = 2; cfg.head_size = 16; cfg.ffn = 64;
+    ViT model(cfg);
+    check_bf16_loss(model, torch::rand({4, 1, 8, 8}), torch::randint(0, 10, {4}));
   }
 }
 

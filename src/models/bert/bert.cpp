@@ -37,7 +37,9 @@ torch::Tensor MlmHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   TORCH_CHECK(embedding.dim() == 2 && embedding.size(0) == vocab && embedding.size(1) == hidden,
               "MlmHead: decoder embedding must be (", vocab, ", ", hidden, "), got shape ", embedding.sizes());
   // By registered name, so that lora::inject() can swap the layer (lora.h).
-  auto z = ln->forward(torch::gelu(lora::linear_forward(*this, "dense", x)));
+  // Under bf16 autocast the GELU output stays bf16, and LibTorch 1.13's CPU LayerNorm refuses an input
+  // whose dtype differs from its weight's; the blocks never hit this, their residual sums are fp32.
+  auto z = ln->forward(torch::gelu(lora::linear_forward(*this, "dense", x)).to(ln->weight.scalar_type()));
   return torch::matmul(z, embedding.t()) + bias;
 }
 
