@@ -2,8 +2,10 @@
 # Training tokens/s of vcycle (`vcycle bench train`) against the same GPT and step written in Python
 # with Debian's python3-torch (bench/train_gpt.py; the same LibTorch 1.13), measured in one run.
 # Python runs twice per round: as a user would start it, and with vcycle's runtime settings
-# (OMP_WAIT_POLICY=PASSIVE before start, glibc malloc thresholds). The three alternate for ROUNDS
-# rounds so that drift in machine load hits all of them; ratios are of the medians over rounds.
+# (OMP_WAIT_POLICY=PASSIVE before start, glibc malloc thresholds). Each precision is measured: fp32,
+# and bf16 (autocast forward, on both sides) where the CPU has native bf16, which is then vcycle's
+# default. All runs alternate for ROUNDS rounds so that drift in machine load hits all of them;
+# ratios are of the medians over rounds.
 #
 #   bench/compare-python.sh [default|gpt2-small]      (env: ROUNDS=3 THREADS=0 VCYCLE=build/vcycle)
 set -euo pipefail
@@ -19,15 +21,28 @@ case $model in
 esac
 [[ -x $bin ]] || { echo "$bin not found: build it first (tools/build.sh vcycle_cli)" >&2; exit 2; }
 /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "python3-torch missing: apt-get install python3-torch" >&2; exit 2; }
+precisions=(fp32)
+grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && precisions+=(bf16)
 rate() { sed -n 's/.*: \([0-9]*\) tokens\/s.*/\1/p'; }
-cpp=() plain=() tuned=()
+declare -A runs
 for ((r = 1; r <= rounds; r++)); do
-  c=$("$bin" bench train "${args[@]}" --threads "$threads" | rate)
-  p=$(env -u OMP_WAIT_POLICY /usr/bin/python3 bench/train_gpt.py "${args[@]}" --threads "$threads" | rate)
-  t=$(OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/train_gpt.py "${args[@]}" --threads "$threads" --tuned | rate)
-  echo "round $r: vcycle $c, python $p, python tuned $t tokens/s"
-  cpp+=("$c") plain+=("$p") tuned+=("$t")
+  line="round $r:"
+  for p in "${precisions[@]}"; do
+    c=$("$bin" bench train "${args[@]}" --threads "$threads" --precision "$p" | rate)
+    y=$(env -u OMP_WAIT_POLICY /usr/bin/python3 bench/train_gpt.py "${args[@]}" --threads "$threads" --precision "$p" | rate)
+    t=$(OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/train_gpt.py "${args[@]}" --threads "$threads" --precision "$p" --tuned | rate)
+    runs[$p.vcycle]+="$c " runs[$p.python]+="$y " runs[$p.tuned]+="$t "
+    line+=" $p: vcycle $c, python $y, python tuned $t |"
+  done
+  echo "${line% |} tokens/s"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-awk -v c="$(median "${cpp[@]}")" -v p="$(median "${plain[@]}")" -v t="$(median "${tuned[@]}")" -v m="$model" 'BEGIN {
-  printf "%s (median of rounds): vcycle %d tokens/s | python %d (vcycle %.2fx) | python tuned %d (vcycle %.2fx)\n", m, c, p, c / p, t, c / t }'
+median() { printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for p in "${precisions[@]}"; do
+  awk -v c="$(median "${runs[$p.vcycle]}")" -v y="$(median "${runs[$p.python]}")" -v t="$(median "${runs[$p.tuned]}")" \
+    -v m="$model" -v p="$p" 'BEGIN {
+    printf "%s %s (median of rounds): vcycle %d tokens/s | python %d (vcycle %.2fx) | python tuned %d (vcycle %.2fx)\n", m, p, c, y, c / y, t, c / t }'
+done
+if [[ ${#precisions[@]} == 2 ]]; then
+  awk -v c="$(median "${runs[bf16.vcycle]}")" -v t="$(median "${runs[fp32.tuned]}")" -v m="$model" 'BEGIN {
+    printf "%s, each side as it starts by default on this CPU: vcycle (bf16, auto) %d tokens/s | python tuned fp32 %d (vcycle %.2fx)\n", m, c, t, c / t }'
+fi

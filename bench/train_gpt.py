@@ -83,6 +83,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = all cores)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: the forward pass under CPU autocast, as vcycle's precision: bf16")
     ap.add_argument("--tuned", action="store_true",
                     help="apply vcycle's allocator setting (run with OMP_WAIT_POLICY=PASSIVE too for all of it)")
     a = ap.parse_args()
@@ -108,14 +110,16 @@ def main():
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad()
-        model.loss(x, y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = model.loss(x, y)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
     median = statistics.median_high(times)
     tokens = a.batch * c["context"]
-    print(f"python{' tuned' if a.tuned else ''} {a.model}: batch {a.batch}, {torch.get_num_threads()} threads, median step {median:.4f} s "
+    print(f"python{' tuned' if a.tuned else ''} {a.model}: batch {a.batch}, {a.precision}, {torch.get_num_threads()} threads, median step {median:.4f} s "
           f"over {a.steps} steps: {tokens / median:.0f} tokens/s")
 
 

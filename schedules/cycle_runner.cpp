@@ -94,6 +94,9 @@ class CycleRunner {
     std::string note;
     peak_ = resolve_peak(cfg_.train.peak_flops, device_.type() == torch::kCPU, precision_ == Precision::bf16, &note);
     if (!peak_) log(note);
+    if (cfg_.precision_auto && precision_ == Precision::bf16) {
+      log("precision bf16 (auto: this CPU has native bf16; set precision: fp32 for full fp32)");
+    }
     for (; state_.phase < static_cast<int>(phases_.size()); ++state_.phase) {
       if (!state_.entered) {
         stop_if_asked();

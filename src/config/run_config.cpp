@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <stdexcept>
 
 #include "sections.h"
 #include "vcycle/core/errors.h"
@@ -235,7 +236,13 @@ RunConfig parse_config(const YAML::Node& root, const std::string& file) {
   RunConfig cfg;
   cfg.file = file;
   sections::parse_identity(r, cfg);
-  cfg.precision = sections::parse_enum(r, "precision", Precision::fp32, {Precision::fp32, Precision::bf16}, "precision");
+  const std::string precision = r.get_or<std::string>("precision", "auto");
+  try {
+    cfg.precision = resolve_precision(precision, cfg.device == "cpu");
+  } catch (const std::invalid_argument& e) {
+    r.fail("precision", e.what());
+  }
+  cfg.precision_auto = precision == "auto";
   parse_model(r, cfg);
   cfg.data = parse_data(r);
   cfg.levels = parse_levels(r);
@@ -265,11 +272,13 @@ RunConfig load_config_unchecked(const std::string& path, const std::vector<std::
 
 std::string config_fingerprint(const RunConfig& cfg, const std::vector<PhaseConfig>& phases) {
   // Enum values are written by their YAML names, so the text (and the fingerprint) stays what it was
-  // when RunConfig held them as strings.
+  // when RunConfig held them as strings. `precision: auto` is written as fp32, what a config without
+  // the key wrote before auto became the default, so that those runs still resume; what auto picks
+  // depends on the machine, and like `threads` it is not part of a run's identity.
   YAML::Emitter out;
   out << YAML::Flow << YAML::BeginMap;
   out << YAML::Key << "seed" << YAML::Value << cfg.seed << YAML::Key << "device" << YAML::Value << cfg.device
-      << YAML::Key << "precision" << YAML::Value << to_string(cfg.precision);
+      << YAML::Key << "precision" << YAML::Value << (cfg.precision_auto ? "fp32" : to_string(cfg.precision));
   out << YAML::Key << "model" << YAML::Value << cfg.model;
   out << YAML::Key << "data" << YAML::Value << YAML::BeginSeq << cfg.data.train << cfg.data.valid << cfg.data.tokenizer
       << cfg.data.batch_size << cfg.data.grad_accum << YAML::EndSeq;

@@ -184,10 +184,15 @@ std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, bo
   const std::string file = peak_cache_file();
   try {
     if (auto p = read_cached_peak(file, at::get_num_threads())) {
-      if (bf16 && p->bf16_flops_per_s > 0) {
-        p->flops_per_s = p->bf16_flops_per_s;
-        p->detail = "best bf16 GEMM";
+      if (!bf16) return p;
+      // A bf16 run measured against the fp32 peak would overstate its MFU about twofold.
+      if (p->bf16_flops_per_s <= 0) {
+        return say(fmt::format("no MFU: the cached peak for {} threads has no bf16 figure; `vcycle bench peak "
+                               "--threads {}` measures it, or set train.peak_flops",
+                               at::get_num_threads(), at::get_num_threads()));
       }
+      p->flops_per_s = p->bf16_flops_per_s;
+      p->detail = "best bf16 GEMM";
       return p;
     }
   } catch (const InputError& e) {

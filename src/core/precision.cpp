@@ -6,6 +6,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include "vcycle/core/peak_flops.h"
+
 namespace vcycle {
 
 Precision parse_precision(const std::string& name) {
@@ -15,6 +17,16 @@ Precision parse_precision(const std::string& name) {
 }
 
 std::string to_string(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+
+Precision auto_precision(bool device_is_cpu) {
+  return device_is_cpu && cpu_has_bf16() ? Precision::bf16 : Precision::fp32;
+}
+
+Precision resolve_precision(const std::string& name, bool device_is_cpu) {
+  if (name == "auto") return auto_precision(device_is_cpu);
+  if (name == "fp32" || name == "bf16") return parse_precision(name);
+  throw std::invalid_argument("unknown precision '" + name + "' (valid: auto, fp32, bf16)");
+}
 
 // LibTorch 2.4 replaced the per-device autocast functions with ones taking the device type.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)

@@ -47,7 +47,8 @@ namespace {
 // whole micro-batches per rank (level-1 down: 2 × 3 rows), rows of one micro-batch (level 2: 1 × 4)
 // and a micro-batch shared by both ranks (level-1 up: 3 × 2 rows, rank 0 takes micro 0 + row 0 of 1).
 std::string dist_config(const std::string& data, const std::string& out, const std::string& extra = "") {
-  return "name: dist\nseed: 3\nthreads: 1\n"
+  // precision: fp32, because the runs are compared to fp32 rounding (auto is bf16 on some CPUs).
+  return "name: dist\nseed: 3\nthreads: 1\nprecision: fp32\n"
          "model: { type: gpt, layers: 2, hidden: 32, heads: 4, head_size: 8, ffn: 64, context: 16 }\n"
          "data: { train: " + data + "/train.bin, valid: " + data + "/valid.bin, batch_size: 3, grad_accum: 2 }\n"
          "levels: { count: 2, width_factor: 2, depth_factor: 2, optimizer_state: project }\n"

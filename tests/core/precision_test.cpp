@@ -11,6 +11,7 @@
 #include "vcycle/models/bert/bert.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/models/vit/vit.h"
+#include "vcycle/core/peak_flops.h"
 #include "vcycle/core/precision.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
@@ -83,6 +84,30 @@ TEST_CASE("every built-in family under bf16 autocast: loss near fp32's, fp32 wei
     ViT model(cfg);
     check_bf16_loss(model, torch::rand({4, 1, 8, 8}), torch::randint(0, 10, {4}));
   }
+}
+
+TEST_CASE("precision auto: bf16 exactly on a CPU with native bf16, fp32 on GPUs, and the config default", "[precision][config]") {
+  const Precision cpu = cpu_has_bf16() ? Precision::bf16 : Precision::fp32;
+  CHECK(auto_precision(true) == cpu);
+  CHECK(auto_precision(false) == Precision::fp32);
+  CHECK(resolve_precision("auto", true) == cpu);
+  CHECK(resolve_precision("fp32", true) == Precision::fp32);
+  CHECK(resolve_precision("bf16", false) == Precision::bf16);
+  CHECK_THROWS_WITH(resolve_precision("fp16", true), Catch::Contains("valid: auto, fp32, bf16"));
+
+  test::TempDir dir("precision_auto");
+  test::prepare_fixture_corpus(dir.str());
+  const std::string rest = "model: { type: gpt, layers: 2, hidden: 32, heads: 2, ffn: 64, context: 16 }\n"
+                           "data: { train: " + dir.str("train.bin") + ", valid: " + dir.str("valid.bin") + ", batch_size: 4 }\n"
+                           "baseline: { steps: 2, optimizer: adamw, lr: 1e-3 }\noutput: " + dir.str("out") + "\n";
+  test::write_text(dir.str("default.yaml"), rest);
+  const RunConfig by_default = load_config(dir.str("default.yaml"));
+  CHECK(by_default.precision == cpu);
+  CHECK(by_default.precision_auto);
+  test::write_text(dir.str("fp32.yaml"), "precision: fp32\n" + rest);
+  const RunConfig pinned = load_config(dir.str("fp32.yaml"));
+  CHECK(pinned.precision == Precision::fp32);
+  CHECK_FALSE(pinned.precision_auto);
 }
 
 TEST_CASE("precision: an unknown value is a config error naming the key", "[precision][config]") {

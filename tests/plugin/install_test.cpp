@@ -65,7 +65,8 @@ Shell sh(const std::string& command, const std::string& log) {
 std::string tail(const std::string& s, size_t n = 4000) { return s.size() <= n ? s : "..." + s.substr(s.size() - n); }
 
 std::string run_config(const std::string& data, const std::string& out, const std::string& extra_model = "") {
-  return "name: llama-install-test\nseed: 7\nthreads: 1\n"
+  // precision: fp32, because the runs are compared to fp32 rounding (auto is bf16 on some CPUs).
+  return "name: llama-install-test\nseed: 7\nthreads: 1\nprecision: fp32\n"
          "model: { type: llama, layers: 2, hidden: 16, heads: 2, head_size: 8, ffn: 24, context: 16" + extra_model + " }\n"
          "data: { train: " + data + "/train.bin, valid: " + data + "/valid.bin, tokenizer: byte, batch_size: 4 }\n"
          "levels: { count: 2, width_factor: 2, depth_factor: 2 }\n"

@@ -26,7 +26,8 @@ std::string walk_config(const std::string& data, const std::string& out, int cou
     phases += "  - { level: " + std::to_string(levels[i]) + ", steps: " + std::to_string(4 + static_cast<int>(i)) +
               ", lr: 3e-3, warmup: 1" + (i + 1 == levels.size() ? extra_phase_keys : "") + " }\n";
   }
-  return "name: walk\nseed: 5\nthreads: 1\n"
+  // precision: fp32, because the runs are compared to fp32 rounding (auto is bf16 on some CPUs).
+  return "name: walk\nseed: 5\nthreads: 1\nprecision: fp32\n"
          "model: { type: gpt, layers: 4, hidden: 32, heads: 4, head_size: 8, ffn: 64, context: 16 }\n"
          "data: { train: " + data + "/train.bin, valid: " + data + "/valid.bin, batch_size: 4 }\n"
          "levels: { count: " + std::to_string(count) + ", width_factor: 2, depth_factor: 2, interpolation: { alpha: 0.5 } }\n"

@@ -44,7 +44,7 @@ TEST_CASE("bench peak prints the GEMM table and caches the best fp32 rate which 
 
   // bench train at the same thread count takes the cached peak.
   const auto t = test::run_cli({"bench", "train", "--threads", "1", "--batch", "2", "--steps", "2", "--warmup", "1",
-                                "--json", dir.str("train.json")});
+                                "--precision", "fp32", "--json", dir.str("train.json")});
   INFO(t.output);
   REQUIRE(t.exit_code == 0);
   CHECK(t.output.find("MFU") != std::string::npos);
@@ -53,6 +53,15 @@ TEST_CASE("bench peak prints the GEMM table and caches the best fp32 rate which 
   CHECK(tj["peak_flops"].get<double>() == entry["flops_per_s"].get<double>());
   CHECK(tj["mfu"].get<double>() == Approx(tj["model_flops_per_s"].get<double>() / tj["peak_flops"].get<double>()));
   CHECK(tj["tokens_per_s"].get<double>() == Approx(2 * 128 / tj["median_step_s"].get<double>()));
+
+  // A bf16 step is measured against the bf16 peak, never the fp32 one.
+  if (entry.contains("bf16_flops_per_s")) {
+    const auto b = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
+                                  "--precision", "bf16", "--json", dir.str("bf16.json")});
+    INFO(b.output);
+    REQUIRE(b.exit_code == 0);
+    CHECK(read_json(dir.str("bf16.json"))["peak_flops"].get<double>() == entry["bf16_flops_per_s"].get<double>());
+  }
 
   // An explicit peak wins over the cache.
   const auto e = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",

@@ -65,7 +65,7 @@ struct TrainArgs {
   std::string size = "default";
   int64_t batch = 16;
   int steps = 20, warmup = 3, threads = 0;
-  std::string device = "cpu", precision = "fp32", json_out;
+  std::string device = "cpu", precision = "auto", json_out;
   double peak_flops = 0;  // 0: the cache, else measured now (CPU); none on a GPU
   bool profile = false;
 };
@@ -76,7 +76,7 @@ void bench_train(const TrainArgs& a) {
   if (a.peak_flops < 0) throw InputError(fmt::format("--peak-flops must be > 0, got {}", a.peak_flops));
   Precision precision;
   try {
-    precision = parse_precision(a.precision);
+    precision = resolve_precision(a.precision, a.device == "cpu");
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("--precision: ") + e.what());
   }
@@ -84,8 +84,8 @@ void bench_train(const TrainArgs& a) {
   const torch::Device device = bench_device(a.device);
   runtime_init(a.threads);
   if (a.profile) {
-    if (!device.is_cpu() || precision != Precision::fp32) throw InputError("--profile profiles fp32 on the CPU only");
-    bench_profile(cfg, a.size, a.batch, a.steps, a.warmup);
+    if (!device.is_cpu()) throw InputError("--profile profiles the CPU only (LibTorch's legacy CPU profiler)");
+    bench_profile(cfg, a.size, precision, a.batch, a.steps, a.warmup);
     return;
   }
   // The peak first: measuring it (a CPU without a cached one) must not overlap the timed steps.
@@ -157,7 +157,7 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--warmup", args->warmup, "untimed steps first")->capture_default_str();
   train->add_option("--threads", args->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   train->add_option("--device", args->device, "cpu | cuda[:N]")->capture_default_str();
-  train->add_option("--precision", args->precision, "fp32 | bf16 (autocast forward)")->capture_default_str();
+  train->add_option("--precision", args->precision, "auto | fp32 | bf16 (autocast forward); auto: a run's default (bf16 on a CPU with native bf16)")->capture_default_str();
   train->add_option("--peak-flops", args->peak_flops,
                     "peak FLOP/s for MFU (default: the cached `bench peak`, else measured now on the CPU)");
   train->add_flag("--profile", args->profile, "time by component (matmuls, attention, ...) with LibTorch's profiler");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vcycle/core/peak_flops.h"
+#include "vcycle/core/precision.h"
 #include "vcycle/models/gpt/gpt.h"
 
 namespace vcycle::cli {
@@ -32,11 +33,13 @@ struct PeakOptions {
 PeakFlops bench_peak(const PeakOptions& options);
 
 // A run's peak for `bench train` on the CPU: `explicit_peak` (> 0), else the cache (its bf16 rate
-// for `bf16` where it has one), else measured now in about `seconds` (fp32 square GEMMs) and cached.
+// for `bf16`), else measured now in about `seconds` (square GEMMs, fp32 and bf16 where the CPU has
+// it) and cached.
 PeakFlops bench_train_peak(double explicit_peak, double seconds, bool bf16);
 
 // `vcycle bench train --profile`: times `steps` profiled training steps of `cfg` (after `warmup`)
-// with LibTorch's profiler and prints ms/step and % by component.
-void bench_profile(const GPTConfig& cfg, const std::string& name, int64_t batch, int steps, int warmup);
+// on the CPU in `precision` with LibTorch's profiler and prints ms/step and % by component.
+void bench_profile(const GPTConfig& cfg, const std::string& name, Precision precision, int64_t batch, int steps,
+                   int warmup);
 
 }  // namespace vcycle::cli

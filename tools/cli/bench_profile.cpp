@@ -94,7 +94,8 @@ Breakdown attribute(const prof::thread_event_lists& lists) {
 
 }  // namespace
 
-void bench_profile(const GPTConfig& cfg, const std::string& name, int64_t batch, int steps, int warmup) {
+void bench_profile(const GPTConfig& cfg, const std::string& name, Precision precision, int64_t batch, int steps,
+                   int warmup) {
   torch::manual_seed(0);
   GPT model(cfg);
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
@@ -109,7 +110,12 @@ void bench_profile(const GPTConfig& cfg, const std::string& name, int64_t batch,
       RECORD_USER_SCOPE(kOptimizerScope);
       opt.zero_grad();
     }
-    model->loss(x, y).backward();
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(precision, torch::kCPU);
+      loss = model->loss(x, y);
+    }
+    loss.backward();
     RECORD_USER_SCOPE(kOptimizerScope);  // clipping is the optimizer's (it reads every gradient)
     torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
     opt.step();
@@ -132,9 +138,10 @@ void bench_profile(const GPTConfig& cfg, const std::string& name, int64_t batch,
   // Step time that no operator covers (the autograd engine between nodes, the loop itself).
   b.us["other"] += std::max(0.0, wall_ms * 1e3 - b.covered_us);
   const double per_step = wall_ms / steps;
-  std::cout << fmt::format("profile: model {} ({} layers, d {}, context {}), batch {}, {} threads, {} profiled steps "
-                           "after {} warm-up\n",
-                           name, cfg.layers, cfg.hidden, cfg.context, batch, at::get_num_threads(), steps, warmup);
+  std::cout << fmt::format("profile: model {} ({} layers, d {}, context {}), batch {}, {}, {} threads, {} profiled "
+                           "steps after {} warm-up\n",
+                           name, cfg.layers, cfg.hidden, cfg.context, batch, to_string(precision), at::get_num_threads(),
+                           steps, warmup);
   std::cout << fmt::format("step: {:.2f} ms profiled, {:.2f} ms unprofiled (median); ops on {} thread(s)\n", per_step,
                            plain[plain.size() / 2], b.threads);
   std::cout << fmt::format("{:<18} {:>10} {:>7}  {}\n", "component", "ms/step", "%", "largest ops (ms/step)");

@@ -96,6 +96,7 @@ struct RunConfig {
   uint64_t seed = 1234;
   std::string device = "cpu";     // cpu, cuda, cuda:N
   Precision precision = Precision::fp32;  // autocast forward, fp32 weights and state (precision.h)
+  bool precision_auto = false;            // `precision: auto` (the default) chose it
   int threads = 0;                // intra-op threads; 0 = all cores
   YAML::Node model;               // the `model:` map; the model family parses it (models/registry.h)
   std::string model_type;         // model.type
