@@ -94,8 +94,9 @@ class CycleRunner {
     std::string note;
     peak_ = resolve_peak(cfg_.train.peak_flops, device_.type() == torch::kCPU, precision_ == Precision::bf16, &note);
     if (!peak_) log(note);
-    if (cfg_.precision_auto && precision_ == Precision::bf16) {
-      log("precision bf16 (auto: this CPU has native bf16; set precision: fp32 for full fp32)");
+    if (cfg_.precision_auto) {  // machine-dependent, so a resume on another machine may differ: say it
+      log(precision_ == Precision::bf16 ? "precision bf16 (auto: this CPU has native bf16; precision: fp32 turns it off)"
+                                        : "precision fp32 (auto: bf16 only on a CPU with native bf16)");
     }
     for (; state_.phase < static_cast<int>(phases_.size()); ++state_.phase) {
       if (!state_.entered) {

@@ -104,6 +104,11 @@ TEST_CASE("precision auto: bf16 exactly on a CPU with native bf16, fp32 on GPUs,
   const RunConfig by_default = load_config(dir.str("default.yaml"));
   CHECK(by_default.precision == cpu);
   CHECK(by_default.precision_auto);
+  // The run says what auto picked (a resume on another machine may pick otherwise).
+  const auto run = test::run_cli({"train", dir.str("default.yaml")});
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.output.find("precision " + to_string(cpu) + " (auto") != std::string::npos);
   test::write_text(dir.str("fp32.yaml"), "precision: fp32\n" + rest);
   const RunConfig pinned = load_config(dir.str("fp32.yaml"));
   CHECK(pinned.precision == Precision::fp32);
