@@ -86,7 +86,7 @@ TEST_CASE("every built-in family under bf16 autocast: loss near fp32's, fp32 wei
   }
 }
 
-TEST_CASE("precision auto: bf16 exactly on a CPU with native bf16, fp32 on GPUs, and the config default", "[precision][config]") {
+TEST_CASE("precision auto: bf16 exactly on a CPU with native bf16, fp32 on GPUs, the config default, and bad values", "[precision][config]") {
   const Precision cpu = cpu_has_bf16() ? Precision::bf16 : Precision::fp32;
   CHECK(auto_precision(true) == cpu);
   CHECK(auto_precision(false) == Precision::fp32);
@@ -113,14 +113,7 @@ TEST_CASE("precision auto: bf16 exactly on a CPU with native bf16, fp32 on GPUs,
   const RunConfig pinned = load_config(dir.str("fp32.yaml"));
   CHECK(pinned.precision == Precision::fp32);
   CHECK_FALSE(pinned.precision_auto);
-}
-
-TEST_CASE("precision: an unknown value is a config error naming the key", "[precision][config]") {
-  test::TempDir dir("precision");
-  test::prepare_fixture_corpus(dir.str());
-  const std::string yaml = "precision: fp16\nmodel: { type: gpt, layers: 2, hidden: 32, heads: 2, ffn: 64, context: 16 }\n"
-                           "data: { train: " + dir.str("train.bin") + ", valid: " + dir.str("valid.bin") + ", batch_size: 4 }\n"
-                           "baseline: { steps: 2, optimizer: adamw, lr: 1e-3 }\noutput: " + dir.str("out") + "\n";
-  test::write_text(dir.str("c.yaml"), yaml);
-  CHECK_THROWS_WITH(load_config(dir.str("c.yaml")), Catch::Contains("precision") && Catch::Contains("fp16"));
+  // An unknown value is a config error naming the key and the value.
+  test::write_text(dir.str("fp16.yaml"), "precision: fp16\n" + rest);
+  CHECK_THROWS_WITH(load_config(dir.str("fp16.yaml")), Catch::Contains("precision") && Catch::Contains("fp16"));
 }
