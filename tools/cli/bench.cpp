@@ -23,6 +23,7 @@
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/flops.h"
 #include "vcycle/core/precision.h"
+#include "vcycle/models/attention.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/bench.h"
@@ -68,6 +69,7 @@ struct TrainArgs {
   std::string device = "cpu", precision = "fp32", json_out;
   double peak_flops = 0;  // 0: the cache, else measured now (CPU); none on a GPU
   bool profile = false;
+  std::string kernels;    // attention kernels: fused | aten; "" = $VCYCLE_ATTENTION or fused
 };
 
 void bench_train(const TrainArgs& a) {
@@ -82,6 +84,8 @@ void bench_train(const TrainArgs& a) {
   }
   const GPTConfig cfg = bench_model(a.size);
   const torch::Device device = bench_device(a.device);
+  if (!a.kernels.empty()) set_attention_kernels(parse_attention_kernels(a.kernels, "--kernels"));
+  const AttentionKernels kernels = attention_kernels();  // a bad VCYCLE_ATTENTION fails here
   runtime_init(a.threads);
   if (a.profile) {
     if (!device.is_cpu() || precision != Precision::fp32) throw InputError("--profile profiles fp32 on the CPU only");
@@ -119,8 +123,9 @@ void bench_train(const TrainArgs& a) {
   const double tokens = static_cast<double>(a.batch * cfg.context);
   const double flops = tokens * train_flops_per_token(GPTAdapter(cfg).flop_shape(GPTAdapter(cfg).top_shape()));
   const double flop_s = flops / median;
-  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads\n", a.size, cfg.layers,
-                           cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision), at::get_num_threads());
+  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads, attention {}\n", a.size,
+                           cfg.layers, cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision),
+                           at::get_num_threads(), device.is_cpu() ? to_string(kernels) : "aten");
   std::cout << fmt::format("median step {:.4f} s over {} steps: {:.0f} tokens/s, {:.2f} GFLOP/s (model FLOPs)", median,
                            a.steps, tokens / median, flop_s / 1e9);
   if (peak) {
@@ -134,6 +139,7 @@ void bench_train(const TrainArgs& a) {
                               {"context", cfg.context},
                               {"device", device.str()},
                               {"precision", to_string(precision)},
+                              {"attention", device.is_cpu() ? to_string(kernels) : "aten"},
                               {"threads", at::get_num_threads()},
                               {"steps", a.steps},
                               {"median_step_s", median},
@@ -160,9 +166,27 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--precision", args->precision, "fp32 | bf16 (autocast forward)")->capture_default_str();
   train->add_option("--peak-flops", args->peak_flops,
                     "peak FLOP/s for MFU (default: the cached `bench peak`, else measured now on the CPU)");
+  train->add_option("--kernels", args->kernels, "attention kernels on the CPU: fused | aten (default: $VCYCLE_ATTENTION, else fused)");
   train->add_flag("--profile", args->profile, "time by component (matmuls, attention, ...) with LibTorch's profiler");
   train->add_option("--json", args->json_out, "also write the result to this JSON file");
   train->callback([args] { bench_train(*args); });
+
+  auto aargs = std::make_shared<AttentionBenchOptions>();
+  auto athreads = std::make_shared<int>(0);
+  auto* attn = bench->add_subcommand("attention", "Attention forward + backward: fused CPU kernel vs LibTorch's ops, in one run");
+  attn->add_option("--shapes", aargs->shapes, "default (B16 H4 T128 h64) | gpt2-small (B1 H12 T1024 h64) | all")->capture_default_str();
+  attn->add_option("--precision", aargs->precision, "fp32 | bf16 inputs")->capture_default_str();
+  attn->add_option("--rounds", aargs->rounds, "timed rounds (each runs both)")->capture_default_str();
+  attn->add_option("--warmup", aargs->warmup, "untimed rounds first")->capture_default_str();
+  attn->add_option("--threads", *athreads, "intra-op threads (0 = all cores)")->capture_default_str();
+  attn->add_option("--json", aargs->json_out, "also write the rows to this JSON file");
+  attn->callback([aargs, athreads] {
+    if (aargs->shapes != "default" && aargs->shapes != "gpt2-small" && aargs->shapes != "all") {
+      throw InputError("unknown --shapes '" + aargs->shapes + "' (valid: default, gpt2-small, all)");
+    }
+    runtime_init(*athreads);
+    bench_attention(*aargs);
+  });
 
   auto pargs = std::make_shared<PeakOptions>();
   auto pthreads = std::make_shared<int>(0);
