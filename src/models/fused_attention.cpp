@@ -179,15 +179,26 @@ struct Problem {
   int64_t key_end(int64_t i) const { return causal ? i + 1 : t; }
 };
 
+// A (B, H, T, h) operand with a contiguous last dim and any other strides: q, k and v are views of
+// the qkv projection, read in place. Head bh's rows start at head(bh), `row` apart.
+template <class T>
+struct Rows {
+  const T* data = nullptr;
+  int64_t heads = 1;       // H
+  int64_t sb = 0, sh = 0;  // strides of B and H
+  int64_t row = 0;         // stride of T
+  const T* head(int64_t bh) const { return data + (bh / heads) * sb + (bh % heads) * sh; }
+};
+
 // ---- forward -------------------------------------------------------------------------------------
 
 template <class T>
 struct ForwardArgs {
   Problem<T> p;
-  const T* q;   // (B·H, T, h)
-  const T* kt;  // (B·H, h, T): kᵀ per head
-  const T* v;   // (B·H, T, h)
-  T* out;       // (B·H, T, h)
+  Rows<T> q;
+  const T* kt;  // (B·H, h, T): kᵀ per head, contiguous
+  Rows<T> v;
+  T* out;       // (B·H, T, h), contiguous
   T* lse;       // (B·H, T): logsumexp of each row's scaled scores
 };
 
@@ -206,15 +217,17 @@ VCYCLE_INLINE void forward_tile_impl(const ForwardArgs<T>& a, int64_t item, Forw
   const int64_t h = p.h, t = p.t;
   const int64_t head = item / p.tiles(), i0 = (item % p.tiles()) * kTileQ;
   const int64_t rows = std::min(kTileQ, t - i0);
-  const T* q = a.q + (head * t + i0) * h;
+  const T* q = a.q.head(head) + i0 * a.q.row;
   const T* kt = a.kt + head * h * t;
-  const T* v = a.v + head * t * h;
+  const T* v = a.v.head(head);
+  const int64_t vrow = a.v.row;
   T* __restrict qs = w.qs.data();
   T* __restrict s = w.s.data();
   T* __restrict o = w.o.data();
   T* m = w.m.data();
   T* l = w.l.data();
-  for (int64_t x = 0; x < rows * h; ++x) qs[x] = q[x] * p.scale;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t d = 0; d < h; ++d) qs[r * h + d] = q[r * a.q.row + d] * p.scale;
   std::fill(o, o + rows * h, T(0));
   std::fill(m, m + rows, -std::numeric_limits<T>::infinity());
   std::fill(l, l + rows, T(0));
@@ -242,7 +255,7 @@ VCYCLE_INLINE void forward_tile_impl(const ForwardArgs<T>& a, int64_t item, Forw
         for (int64_t d = 0; d < h; ++d) orow[d] *= alpha;
       }
     }
-    gemm_nn(rows, h, cols, s, kTileK, v + j0 * h, h, o, h, true, inner, i0 - j0);  // o += p·v
+    gemm_nn(rows, h, cols, s, kTileK, v + j0 * vrow, vrow, o, h, true, inner, i0 - j0);  // o += p·v
   }
   T* out = a.out + (head * t + i0) * h;
   T* lse = a.lse + head * t + i0;
@@ -265,14 +278,13 @@ VCYCLE_TARGET_CLONES void forward_tile(const ForwardArgs<double>& a, int64_t ite
 template <class T>
 struct BackwardArgs {
   Problem<T> p;
-  const T* q;    // (B·H, T, h)
-  const T* k;    // (B·H, T, h)
-  const T* kt;   // (B·H, h, T)
-  const T* vt;   // (B·H, h, T)
-  const T* out;  // (B·H, T, h): the forward's output
+  Rows<T> q, k;
+  const T* kt;   // (B·H, h, T), contiguous
+  const T* vt;   // (B·H, h, T), contiguous
+  const T* out;  // (B·H, T, h), contiguous: the forward's output
   const T* lse;  // (B·H, T)
-  const T* dout; // (B·H, T, h)
-  T* dq;         // (B·H, T, h), outputs
+  Rows<T> dout;
+  T* dq;         // (B·H, T, h), contiguous outputs
   T* dk;
   T* dv;
 };
@@ -292,12 +304,13 @@ VCYCLE_INLINE void backward_head_impl(const BackwardArgs<T>& a, int64_t head, Ba
   const Problem<T>& p = a.p;
   const int64_t h = p.h, t = p.t;
   const int64_t base = head * t * h;
-  const T* q = a.q + base;
-  const T* k = a.k + base;
+  const T* q = a.q.head(head);
+  const T* k = a.k.head(head);
   const T* kt = a.kt + base;
   const T* vt = a.vt + base;
   const T* out = a.out + base;
-  const T* dout = a.dout + base;
+  const T* dout = a.dout.head(head);
+  const int64_t krow = a.k.row, drow = a.dout.row;
   const T* lse = a.lse + head * t;
   T* dq = a.dq + base;
   T* dk = a.dk + base;
@@ -307,10 +320,11 @@ VCYCLE_INLINE void backward_head_impl(const BackwardArgs<T>& a, int64_t head, Ba
   T* __restrict s = w.s.data();
   T* __restrict dp = w.dp.data();
   T* __restrict st = w.st.data();
-  for (int64_t x = 0; x < t * h; ++x) qs[x] = q[x] * p.scale;
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t d = 0; d < h; ++d) qs[i * h + d] = q[i * a.q.row + d] * p.scale;
   for (int64_t i = 0; i < t; ++i) {  // D_i = rowsum(dO ∘ O)
     T sum = 0;
-    for (int64_t d = 0; d < h; ++d) sum += dout[i * h + d] * out[i * h + d];
+    for (int64_t d = 0; d < h; ++d) sum += dout[i * drow + d] * out[i * h + d];
     delta[i] = sum;
   }
   std::fill(dq, dq + t * h, T(0));
@@ -327,7 +341,7 @@ VCYCLE_INLINE void backward_head_impl(const BackwardArgs<T>& a, int64_t head, Ba
       const Band inner = p.causal ? Band::inner_below : Band::all;
       const Band from = p.causal ? Band::inner_from : Band::all;
       gemm_nn(rows, cols, h, qs + i0 * h, h, kt + j0, t, s, kTileK, false, below, i0 - j0);     // s = qs·kᵀ
-      gemm_nn(rows, cols, h, dout + i0 * h, h, vt + j0, t, dp, kTileK, false, below, i0 - j0);  // dp = dO·vᵀ
+      gemm_nn(rows, cols, h, dout + i0 * drow, drow, vt + j0, t, dp, kTileK, false, below, i0 - j0);  // dp = dO·vᵀ
       for (int64_t r = 0; r < rows; ++r) {
         T* __restrict sr = s + r * kTileK;
         T* __restrict dpr = dp + r * kTileK;
@@ -339,10 +353,10 @@ VCYCLE_INLINE void backward_head_impl(const BackwardArgs<T>& a, int64_t head, Ba
         std::fill(dpr + valid, dpr + cols, T(0));
       }
       transpose(rows, cols, s, kTileK, st, kTileQ);
-      gemm_nn(cols, h, rows, st, kTileQ, dout + i0 * h, h, w.dvacc.data(), h, true, from, j0 - i0);  // dv += Pᵀ·dO
+      gemm_nn(cols, h, rows, st, kTileQ, dout + i0 * drow, drow, w.dvacc.data(), h, true, from, j0 - i0);  // dv += Pᵀ·dO
       transpose(rows, cols, dp, kTileK, st, kTileQ);
       gemm_nn(cols, h, rows, st, kTileQ, qs + i0 * h, h, w.dkacc.data(), h, true, from, j0 - i0);    // dk += dSᵀ·qs
-      gemm_nn(rows, h, cols, dp, kTileK, k + j0 * h, h, dq + i0 * h, h, true, inner, i0 - j0);       // dq += dS·k
+      gemm_nn(rows, h, cols, dp, kTileK, k + j0 * krow, krow, dq + i0 * h, h, true, inner, i0 - j0);  // dq += dS·k
     }
     std::copy(w.dkacc.begin(), w.dkacc.begin() + cols * h, dk + j0 * h);
     std::copy(w.dvacc.begin(), w.dvacc.begin() + cols * h, dv + j0 * h);
@@ -365,30 +379,45 @@ torch::ScalarType compute_type(torch::ScalarType t) {
 }
 
 template <class T>
-Problem<T> problem_of(const torch::Tensor& q, int64_t t, bool causal) {
+Problem<T> problem_of(const torch::Tensor& q, bool causal) {
   Problem<T> p;
-  p.t = t;
-  p.h = q.size(-1);
-  p.heads = q.numel() / std::max<int64_t>(1, t * p.h);
+  p.t = q.size(2);
+  p.h = q.size(3);
+  p.heads = q.size(0) * q.size(1);
   p.causal = causal;
   p.scale = T(1) / std::sqrt(T(p.h));
   return p;
 }
 
-// q, k, v: contiguous (B, H, T, h) in the compute dtype. Returns out and lse.
+// x in dtype ct as (B, H, T, h) with a contiguous last dim: a view of x where it is one already (the
+// permuted qkv projection is), else a copy.
+torch::Tensor as_rows(const torch::Tensor& x, torch::ScalarType ct) {
+  auto y = x.to(ct);
+  if (y.dim() != 4) {
+    int64_t n = 1;  // the leading dims as heads
+    for (int64_t i = 0; i + 2 < y.dim(); ++i) n *= y.size(i);
+    y = y.reshape({1, n, y.size(-2), y.size(-1)});
+  }
+  if (y.stride(3) != 1) y = y.contiguous();
+  return y;
+}
+
+template <class T>
+Rows<T> rows_of(const torch::Tensor& x) {
+  return {x.data_ptr<T>(), x.size(1), x.stride(0), x.stride(1), x.stride(2)};
+}
+
+// q, k, v: as_rows. Returns out (contiguous, q's shape) and lse.
 template <class T>
 std::pair<torch::Tensor, torch::Tensor> forward_kernel(const torch::Tensor& q, const torch::Tensor& k,
                                                        const torch::Tensor& v, bool causal) {
   RECORD_FUNCTION("vcycle::fused_attention", std::vector<c10::IValue>());  // for `bench train --profile`
-  const int64_t t = q.size(-2);
-  auto out = torch::empty_like(q);
-  auto lse_sizes = q.sizes().vec();
-  lse_sizes.pop_back();
-  auto lse = torch::empty(lse_sizes, q.options());
+  auto out = torch::empty(q.sizes(), q.options());
+  auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options());
   if (q.numel() == 0) return {out, lse};
   const auto kt = k.transpose(-2, -1).contiguous();
-  ForwardArgs<T> a{problem_of<T>(q, t, causal), q.data_ptr<T>(), kt.data_ptr<T>(), v.data_ptr<T>(),
-                   out.data_ptr<T>(), lse.data_ptr<T>()};
+  ForwardArgs<T> a{problem_of<T>(q, causal), rows_of<T>(q), kt.data_ptr<T>(), rows_of<T>(v), out.data_ptr<T>(),
+                   lse.data_ptr<T>()};
   const int64_t items = a.p.heads * a.p.tiles();
   at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
     ForwardScratch<T> w(a.p.h);
@@ -397,25 +426,25 @@ std::pair<torch::Tensor, torch::Tensor> forward_kernel(const torch::Tensor& q, c
   return {out, lse};
 }
 
+// Returns dq, dk, dv: contiguous, q's shape.
 template <class T>
-void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& out,
-                     const torch::Tensor& lse, const torch::Tensor& dout, bool causal, torch::Tensor& dq,
-                     torch::Tensor& dk, torch::Tensor& dv) {
+std::vector<torch::Tensor> backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                           const torch::Tensor& out, const torch::Tensor& lse,
+                                           const torch::Tensor& dout, bool causal) {
   RECORD_FUNCTION("vcycle::fused_attention_backward", std::vector<c10::IValue>());
-  const int64_t t = q.size(-2);
-  dq = torch::empty_like(q);
-  dk = torch::empty_like(k);
-  dv = torch::empty_like(v);
-  if (q.numel() == 0) return;
+  auto dq = torch::empty(q.sizes(), q.options()), dk = torch::empty(q.sizes(), q.options()),
+       dv = torch::empty(q.sizes(), q.options());
+  if (q.numel() == 0) return {dq, dk, dv};
   const auto kt = k.transpose(-2, -1).contiguous();
   const auto vt = v.transpose(-2, -1).contiguous();
-  BackwardArgs<T> a{problem_of<T>(q, t, causal), q.data_ptr<T>(), k.data_ptr<T>(), kt.data_ptr<T>(),
-                    vt.data_ptr<T>(), out.data_ptr<T>(), lse.data_ptr<T>(), dout.data_ptr<T>(),
-                    dq.data_ptr<T>(), dk.data_ptr<T>(), dv.data_ptr<T>()};
+  BackwardArgs<T> a{problem_of<T>(q, causal), rows_of<T>(q),      rows_of<T>(k),     kt.data_ptr<T>(),
+                    vt.data_ptr<T>(),         out.data_ptr<T>(),  lse.data_ptr<T>(), rows_of<T>(dout),
+                    dq.data_ptr<T>(),         dk.data_ptr<T>(),   dv.data_ptr<T>()};
   at::parallel_for(0, a.p.heads, 1, [&](int64_t begin, int64_t end) {
     BackwardScratch<T> w(a.p.t, a.p.h);
     for (int64_t head = begin; head < end; ++head) backward_head(a, head, w);
   });
+  return {dq, dk, dv};
 }
 
 struct FusedAttentionFunction : torch::autograd::Function<FusedAttentionFunction> {
@@ -424,7 +453,8 @@ struct FusedAttentionFunction : torch::autograd::Function<FusedAttentionFunction
     const auto in_type = torch::promote_types(torch::promote_types(q_in.scalar_type(), k_in.scalar_type()),
                                               v_in.scalar_type());
     const auto ct = compute_type(in_type);
-    auto q = q_in.to(ct).contiguous(), k = k_in.to(ct).contiguous(), v = v_in.to(ct).contiguous();
+    // Views of the inputs where they are in the compute dtype: nothing is copied or kept twice.
+    const auto q = as_rows(q_in, ct), k = as_rows(k_in, ct), v = as_rows(v_in, ct);
     auto [out, lse] = ct == torch::kDouble ? forward_kernel<double>(q, k, v, causal)
                                            : forward_kernel<float>(q, k, v, causal);
     ctx->save_for_backward({q, k, v, out, lse});
@@ -432,6 +462,7 @@ struct FusedAttentionFunction : torch::autograd::Function<FusedAttentionFunction
     ctx->saved_data["q_type"] = static_cast<int64_t>(q_in.scalar_type());
     ctx->saved_data["k_type"] = static_cast<int64_t>(k_in.scalar_type());
     ctx->saved_data["v_type"] = static_cast<int64_t>(v_in.scalar_type());
+    out = out.view(q_in.sizes());
     return in_type == ct ? out : out.to(in_type);
   }
 
@@ -440,17 +471,14 @@ struct FusedAttentionFunction : torch::autograd::Function<FusedAttentionFunction
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
     const bool causal = ctx->saved_data["causal"].toBool();
-    const auto dout = grads[0].to(q.scalar_type()).contiguous();
-    torch::Tensor dq, dk, dv;
-    if (q.scalar_type() == torch::kDouble) {
-      backward_kernel<double>(q, k, v, out, lse, dout, causal, dq, dk, dv);
-    } else {
-      backward_kernel<float>(q, k, v, out, lse, dout, causal, dq, dk, dv);
-    }
-    auto as = [&](const torch::Tensor& g, const char* key) {
-      return g.to(static_cast<torch::ScalarType>(ctx->saved_data[key].toInt()));
+    const auto dout = as_rows(grads[0].reshape(q.sizes()), q.scalar_type());
+    const auto g = q.scalar_type() == torch::kDouble ? backward_kernel<double>(q, k, v, out, lse, dout, causal)
+                                                     : backward_kernel<float>(q, k, v, out, lse, dout, causal);
+    const auto sizes = grads[0].sizes();
+    auto as = [&](const torch::Tensor& t, const char* key) {
+      return t.view(sizes).to(static_cast<torch::ScalarType>(ctx->saved_data[key].toInt()));
     };
-    return {as(dq, "q_type"), as(dk, "k_type"), as(dv, "v_type"), torch::Tensor()};
+    return {as(g[0], "q_type"), as(g[1], "k_type"), as(g[2], "v_type"), torch::Tensor()};
   }
 };
 

@@ -99,6 +99,18 @@ TEST_CASE("fused attention matches the unfused product and its gradients in fp64
   }
 }
 
+TEST_CASE("fused attention takes contiguous and other-rank inputs too", "[models][attention]") {
+  torch::manual_seed(5);
+  // (B·H, T, h) contiguous, and (B, H, T, h) contiguous.
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{6, 70, 16}, {2, 3, 70, 16}}) {
+    auto mk = [&] { return torch::randn(shape, torch::kDouble).requires_grad_(); };
+    const auto q = mk(), k = mk(), v = mk();
+    const Diffs d = compare(q, k, v, true, torch::kDouble);
+    INFO("shape " << torch::IntArrayRef(shape) << ": y " << d.y << " dq " << d.dq << " dk " << d.dk << " dv " << d.dv);
+    CHECK(std::max({d.y, d.dq, d.dk, d.dv}) < 1e-10);
+  }
+}
+
 TEST_CASE("fused attention is causal: an output row does not depend on later positions", "[models][attention]") {
   torch::manual_seed(2);
   auto [q, k, v] = qkv(1, 2, 100, 16, torch::kDouble);

@@ -58,7 +58,7 @@ void bench_attention(const AttentionBenchOptions& o) {
     auto step = [&](AttentionKernels k) {
       set_attention_kernels(k);
       const auto t0 = std::chrono::steady_clock::now();
-      const auto parts = qkv.permute({2, 0, 3, 1, 4});
+      const auto parts = qkv.permute({2, 0, 3, 1, 4}).unbind(0);
       const auto y = attention(parts[0], parts[1], parts[2], /*causal=*/true);
       torch::autograd::grad({y}, {qkv}, {grad_out});
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
