@@ -63,7 +63,13 @@ AttentionKernels attention_kernels() {
 }
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
-  if (q.device().is_cpu() && attention_kernels() == AttentionKernels::fused) return fused_attention(q, k, v, causal);
+  // fp32 and fp64 only: bf16 inputs (a `precision: bf16` run) are faster through LibTorch's bf16
+  // batched GEMMs on a CPU with bf16 units than through the fused kernel's float arithmetic
+  // (README, "CPU speed").
+  const auto full = [](const torch::Tensor& t) { return t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble; };
+  if (q.device().is_cpu() && full(q) && full(k) && full(v) && attention_kernels() == AttentionKernels::fused) {
+    return fused_attention(q, k, v, causal);
+  }
   return attention_aten(q, k, v, causal);
 }
 

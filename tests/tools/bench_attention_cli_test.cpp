@@ -54,6 +54,20 @@ TEST_CASE("VCYCLE_ATTENTION chooses the kernels of a program run and a bad value
   INFO(f.output);
   CHECK(f.exit_code == 0);
   CHECK(f.output.find("attention fused") != std::string::npos);
+  // ab: alternating steps, the ratio of the two in one run.
+  test::TempDir dir("bench_train_ab");
+  const auto ab = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "4", "--warmup", "0",
+                                 "--peak-flops", "1e12", "--kernels", "ab", "--json", dir.str("ab.json")});
+  INFO(ab.output);
+  CHECK(ab.exit_code == 0);
+  CHECK(ab.output.find("attention ab") != std::string::npos);
+  CHECK(ab.output.find("(median of 2 pairs)") != std::string::npos);
+  const auto j = nlohmann::json::parse(std::ifstream(dir.str("ab.json")));
+  CHECK(j["ratio_median"].get<double>() > 0);
+  CHECK(j["pairs"] == 2);
+  const auto few = test::run_cli({"bench", "train", "--kernels", "ab", "--steps", "3"});
+  CHECK(few.exit_code == 2);
+  CHECK(few.output.find("--steps >= 4") != std::string::npos);
   const auto bad = test::run_cli({"bench", "train", "--kernels", "flash"});
   CHECK(bad.exit_code == 2);
   CHECK(bad.output.find("--kernels: unknown attention kernels 'flash'") != std::string::npos);

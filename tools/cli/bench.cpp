@@ -72,6 +72,24 @@ struct TrainArgs {
   std::string kernels;    // attention kernels: fused | aten; "" = $VCYCLE_ATTENTION or fused
 };
 
+// `--kernels ab`: the median step of each attention kernel and the median of the pairs' ratios.
+void bench_train_ab(const std::vector<double>& fused, const std::vector<double>& aten, const std::string& json_out) {
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<double> ratios;
+  for (size_t i = 0; i < std::min(fused.size(), aten.size()); ++i) ratios.push_back(aten[i] / fused[i]);
+  std::cout << fmt::format("attention kernels alternating by step: fused median step {:.4f} s, aten {:.4f} s; "
+                           "aten/fused {:.3f} (median of {} pairs)\n",
+                           median(fused), median(aten), median(ratios), ratios.size());
+  write_json(json_out, json{{"attention", "ab"},
+                            {"fused_median_step_s", median(fused)},
+                            {"aten_median_step_s", median(aten)},
+                            {"ratio_median", median(ratios)},
+                            {"pairs", ratios.size()}});
+}
+
 void bench_train(const TrainArgs& a) {
   if (a.batch <= 0) throw InputError(fmt::format("--batch must be > 0, got {}", a.batch));
   if (a.steps <= 0) throw InputError(fmt::format("--steps must be > 0, got {}", a.steps));
@@ -84,8 +102,14 @@ void bench_train(const TrainArgs& a) {
   }
   const GPTConfig cfg = bench_model(a.size);
   const torch::Device device = bench_device(a.device);
-  if (!a.kernels.empty()) set_attention_kernels(parse_attention_kernels(a.kernels, "--kernels"));
+  // "ab": steps alternate between fused and aten attention, for their ratio in one run.
+  const bool ab = a.kernels == "ab";
+  if (!a.kernels.empty() && !ab) set_attention_kernels(parse_attention_kernels(a.kernels, "--kernels"));
   const AttentionKernels kernels = attention_kernels();  // a bad VCYCLE_ATTENTION fails here
+  if (ab && (a.profile || !device.is_cpu() || precision != Precision::fp32)) {
+    throw InputError("--kernels ab: fp32 CPU runs without --profile only (bf16 attention always takes ATen)");
+  }
+  if (ab && a.steps < 4) throw InputError(fmt::format("--kernels ab needs --steps >= 4, got {}", a.steps));
   runtime_init(a.threads);
   if (a.profile) {
     if (!device.is_cpu() || precision != Precision::fp32) throw InputError("--profile profiles fp32 on the CPU only");
@@ -102,8 +126,11 @@ void bench_train(const TrainArgs& a) {
   const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
   auto x = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
   auto y = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
-  std::vector<double> times;
+  std::vector<double> times, ab_times[2];  // ab_times: by AttentionKernels value
   for (int i = 0; i < a.warmup + a.steps; ++i) {
+    // Pairs of steps, the order flipping every pair: fused, aten, aten, fused, ...
+    const int which = ((i / 2) % 2 == 0) == (i % 2 == 0) ? 0 : 1;
+    if (ab) set_attention_kernels(static_cast<AttentionKernels>(which));
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     torch::Tensor loss;
@@ -117,15 +144,24 @@ void bench_train(const TrainArgs& a) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= a.warmup) times.push_back(dt);
+    if (i >= a.warmup && ab) ab_times[which].push_back(dt);
   }
+
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const double tokens = static_cast<double>(a.batch * cfg.context);
   const double flops = tokens * train_flops_per_token(GPTAdapter(cfg).flop_shape(GPTAdapter(cfg).top_shape()));
   const double flop_s = flops / median;
+  // attention(): the fused kernel takes fp32 CPU tensors only (bf16 runs go to ATen).
+  const std::string attention_label =
+      ab ? "ab" : device.is_cpu() && precision == Precision::fp32 ? to_string(kernels) : "aten";
   std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads, attention {}\n", a.size,
                            cfg.layers, cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision),
-                           at::get_num_threads(), device.is_cpu() ? to_string(kernels) : "aten");
+                           at::get_num_threads(), attention_label);
+  if (ab) {
+    bench_train_ab(ab_times[0], ab_times[1], a.json_out);
+    return;
+  }
   std::cout << fmt::format("median step {:.4f} s over {} steps: {:.0f} tokens/s, {:.2f} GFLOP/s (model FLOPs)", median,
                            a.steps, tokens / median, flop_s / 1e9);
   if (peak) {
@@ -139,7 +175,7 @@ void bench_train(const TrainArgs& a) {
                               {"context", cfg.context},
                               {"device", device.str()},
                               {"precision", to_string(precision)},
-                              {"attention", device.is_cpu() ? to_string(kernels) : "aten"},
+                              {"attention", attention_label},
                               {"threads", at::get_num_threads()},
                               {"steps", a.steps},
                               {"median_step_s", median},
@@ -166,7 +202,7 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--precision", args->precision, "fp32 | bf16 (autocast forward)")->capture_default_str();
   train->add_option("--peak-flops", args->peak_flops,
                     "peak FLOP/s for MFU (default: the cached `bench peak`, else measured now on the CPU)");
-  train->add_option("--kernels", args->kernels, "attention kernels on the CPU: fused | aten (default: $VCYCLE_ATTENTION, else fused)");
+  train->add_option("--kernels", args->kernels, "attention kernels on the CPU: fused | aten | ab (alternating steps, their ratio) (default: $VCYCLE_ATTENTION, else fused)");
   train->add_flag("--profile", args->profile, "time by component (matmuls, attention, ...) with LibTorch's profiler");
   train->add_option("--json", args->json_out, "also write the result to this JSON file");
   train->callback([args] { bench_train(*args); });

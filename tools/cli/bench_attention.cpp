@@ -17,6 +17,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/models/attention.h"
+#include "vcycle/models/fused_attention.h"
 
 namespace vcycle::cli {
 
@@ -56,10 +57,12 @@ void bench_attention(const AttentionBenchOptions& o) {
     auto qkv = torch::randn({s.batch, s.t, 3, s.heads, s.h}).to(dtype).requires_grad_();
     const auto grad_out = torch::randn({s.batch, s.heads, s.t, s.h}).to(dtype);
     auto step = [&](AttentionKernels k) {
-      set_attention_kernels(k);
+      set_attention_kernels(AttentionKernels::aten);
       const auto t0 = std::chrono::steady_clock::now();
       const auto parts = qkv.permute({2, 0, 3, 1, 4}).unbind(0);
-      const auto y = attention(parts[0], parts[1], parts[2], /*causal=*/true);
+      // The fused kernel called directly: attention() would send bf16 to ATen.
+      const auto y = k == AttentionKernels::fused ? fused_attention(parts[0], parts[1], parts[2], /*causal=*/true)
+                                                  : attention(parts[0], parts[1], parts[2], /*causal=*/true);
       torch::autograd::grad({y}, {qkv}, {grad_out});
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };

@@ -31,9 +31,9 @@ struct SelfAttentionImpl : torch::nn::Cloneable<SelfAttentionImpl> {
 TORCH_MODULE(SelfAttention);
 
 // softmax(q·kᵀ / sqrt(h))·v over (B, H, T, h) tensors; `causal` masks every future position (the
-// GPT decoder's attention). CPU tensors take fused_attention (fused_attention.h) unless the ATen
-// kernels are chosen (below); otherwise, and on other devices, LibTorch's SDPA on 2.x and the plain
-// product on 1.13.
+// GPT decoder's attention). fp32 and fp64 CPU tensors take fused_attention (fused_attention.h)
+// unless the ATen kernels are chosen (below); other dtypes and devices, and the ATen kernels, take
+// LibTorch's SDPA on 2.x and the plain product on 1.13.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
 
 // Which kernels attention() runs on CPU tensors: vcycle's fused kernel, or LibTorch's ops (for A/B

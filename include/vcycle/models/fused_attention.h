@@ -10,9 +10,10 @@
 // backward recomputes each tile's probabilities from it (dq, dk, dv; D_i = rowsum(dO ∘ O)).
 //
 // Dtypes: float and double are computed in their own type; BFloat16 and Half in float, the result
-// in the input dtype. Mixed input dtypes are promoted. Any strides are accepted (the inputs are
-// made contiguous once). CPU tensors only; vcycle::attention (attention.h) picks this kernel for
-// CPU tensors unless the unfused path is chosen.
+// in the input dtype. Mixed input dtypes are promoted. Inputs of shape (..., T, h) with any strides
+// are accepted; (B, H, T, h) views with a contiguous last dim (SelfAttention's q, k, v) are read in
+// place, not copied. CPU tensors only; vcycle::attention (attention.h) picks this kernel for CPU
+// tensors unless the ATen kernels are chosen.
 #pragma once
 
 #include <torch/types.h>
