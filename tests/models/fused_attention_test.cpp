@@ -164,7 +164,7 @@ TEST_CASE("fused attention refuses shapes it cannot take", "[models][attention]"
   CHECK_THROWS_WITH(fused_attention(x.to(torch::kInt), x, x, true), Catch::Contains("dtype"));
 }
 
-TEST_CASE("attention() takes the fused kernel on the CPU unless the ATen kernels are chosen", "[models][attention]") {
+TEST_CASE("attention() takes the fused kernel for fp32 and fp64 on the CPU unless the ATen kernels are chosen", "[models][attention]") {
   auto [q, k, v] = qkv(1, 2, 9, 8, torch::kDouble);
   const auto name = [&] { return attention(q, k, v, true).grad_fn()->name(); };
   {
@@ -174,6 +174,12 @@ TEST_CASE("attention() takes the fused kernel on the CPU unless the ATen kernels
   {
     Kernels kernels(AttentionKernels::aten);
     CHECK(name().find("FusedAttention") == std::string::npos);
+  }
+  {
+    // bf16 stays on LibTorch's bf16 GEMMs even with the fused kernels chosen.
+    Kernels kernels(AttentionKernels::fused);
+    const auto qb = q.to(torch::kBFloat16), kb = k.to(torch::kBFloat16), vb = v.to(torch::kBFloat16);
+    CHECK(attention(qb, kb, vb, true).grad_fn()->name().find("FusedAttention") == std::string::npos);
   }
   CHECK(parse_attention_kernels("aten", "x") == AttentionKernels::aten);
   CHECK(to_string(AttentionKernels::fused) == "fused");
