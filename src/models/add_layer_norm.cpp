@@ -6,9 +6,10 @@
 #include <cmath>
 #include <vector>
 
-#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
+
+#include "parallel_chunks.h"
 
 namespace vcycle {
 
@@ -73,7 +74,7 @@ Blocks row_blocks(int64_t rows) {
 template <class T>
 void forward_kernel(const T* x, const T* r, const T* w, const T* b, T* h, T* y, T* mean, T* rstd, int64_t rows,
                     int64_t d, double eps) {
-  at::parallel_for(0, rows, kMinBlockRows, [&](int64_t begin, int64_t end) {
+  parallel_chunks(rows, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const T* __restrict xi = x + i * d;
       const T* __restrict ri = r + i * d;
@@ -96,7 +97,7 @@ void backward_kernel(const T* dy, const T* dh_ext, const T* h, const T* w, const
                      T* dw, T* db, int64_t rows, int64_t d) {
   const Blocks blocks = row_blocks(rows);
   std::vector<T> part_w(dy ? blocks.count * d : 0), part_b(dy ? blocks.count * d : 0);
-  at::parallel_for(0, blocks.count, 1, [&](int64_t b0, int64_t b1) {
+  parallel_chunks(blocks.count, [&](int64_t b0, int64_t b1) {
     std::vector<T> xhat(d), g(d);
     for (int64_t blk = b0; blk < b1; ++blk) {
       T* __restrict pw = dy ? part_w.data() + blk * d : nullptr;

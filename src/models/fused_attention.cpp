@@ -15,9 +15,10 @@
 #include <limits>
 #include <vector>
 
-#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
+
+#include "parallel_chunks.h"
 
 namespace vcycle {
 
@@ -419,7 +420,7 @@ std::pair<torch::Tensor, torch::Tensor> forward_kernel(const torch::Tensor& q, c
   ForwardArgs<T> a{problem_of<T>(q, causal), rows_of<T>(q), kt.data_ptr<T>(), rows_of<T>(v), out.data_ptr<T>(),
                    lse.data_ptr<T>()};
   const int64_t items = a.p.heads * a.p.tiles();
-  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+  parallel_chunks(items, [&](int64_t begin, int64_t end) {
     ForwardScratch<T> w(a.p.h);
     for (int64_t item = begin; item < end; ++item) forward_tile(a, item, w);
   });
@@ -440,7 +441,7 @@ std::vector<torch::Tensor> backward_kernel(const torch::Tensor& q, const torch::
   BackwardArgs<T> a{problem_of<T>(q, causal), rows_of<T>(q),      rows_of<T>(k),     kt.data_ptr<T>(),
                     vt.data_ptr<T>(),         out.data_ptr<T>(),  lse.data_ptr<T>(), rows_of<T>(dout),
                     dq.data_ptr<T>(),         dk.data_ptr<T>(),   dv.data_ptr<T>()};
-  at::parallel_for(0, a.p.heads, 1, [&](int64_t begin, int64_t end) {
+  parallel_chunks(a.p.heads, [&](int64_t begin, int64_t end) {
     BackwardScratch<T> w(a.p.t, a.p.h);
     for (int64_t head = begin; head < end; ++head) backward_head(a, head, w);
   });
