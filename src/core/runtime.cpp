@@ -9,8 +9,6 @@
 
 #include <ATen/Parallel.h>
 
-#include "vcycle/models/attention.h"
-
 namespace vcycle {
 
 int hardware_threads() {
@@ -24,7 +22,6 @@ void runtime_init(int threads) {
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   at::set_num_threads(threads > 0 ? threads : hardware_threads());
-  attention_kernels();  // a bad VCYCLE_ATTENTION fails here, before any work, not at the first forward
 }
 
 void ensure_omp_wait_policy(char** argv) {

@@ -8,8 +8,7 @@
 
 namespace vcycle {
 
-// Sets intra-op threads (<= 0: all cores) and the malloc thresholds, and reads VCYCLE_ATTENTION
-// (models/attention.h: InputError for a bad value). Call once, early.
+// Sets intra-op threads (<= 0: all cores) and the malloc thresholds. Call once, early.
 void runtime_init(int threads);
 
 // If OMP_WAIT_POLICY is unset, sets it to PASSIVE and re-executes the current program with the
