@@ -1,17 +1,23 @@
 // Self-attention, causal or bidirectional; see include/vcycle/models/attention.h.
 #include "vcycle/models/attention.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include <torch/version.h>
 
+#include "vcycle/core/errors.h"
+#include "vcycle/models/fused_attention.h"
 #include "vcycle/models/lora.h"
 
 namespace vcycle {
 
-// The one seam between LibTorch versions for attention: fused SDPA where it exists (2.x).
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
+namespace {
+
+// LibTorch's attention, the one seam between its versions: fused SDPA where it exists (2.x).
+torch::Tensor attention_aten(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
 #if TORCH_VERSION_MAJOR >= 2
   return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
 #else
@@ -24,6 +30,47 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   }
   return torch::matmul(torch::softmax(scores, -1), v);
 #endif
+}
+
+constexpr const char* kKernelsEnv = "VCYCLE_ATTENTION";
+
+// -1: not read from the environment yet; else an AttentionKernels value.
+std::atomic<int> kernels_switch{-1};
+
+}  // namespace
+
+AttentionKernels parse_attention_kernels(const std::string& name, const std::string& what) {
+  if (name == "fused") return AttentionKernels::fused;
+  if (name == "aten") return AttentionKernels::aten;
+  throw InputError(what + ": unknown attention kernels '" + name + "' (valid: fused, aten)");
+}
+
+std::string to_string(AttentionKernels kernels) { return kernels == AttentionKernels::fused ? "fused" : "aten"; }
+
+void set_attention_kernels(AttentionKernels kernels) { kernels_switch.store(static_cast<int>(kernels)); }
+
+AttentionKernels attention_kernels() {
+  int k = kernels_switch.load();
+  if (k < 0) {
+    const char* env = std::getenv(kKernelsEnv);
+    const auto from_env =
+        env == nullptr || *env == '\0' ? AttentionKernels::fused : parse_attention_kernels(env, kKernelsEnv);
+    int unset = -1;  // a set_attention_kernels() that came first wins
+    kernels_switch.compare_exchange_strong(unset, static_cast<int>(from_env));
+    k = kernels_switch.load();
+  }
+  return static_cast<AttentionKernels>(k);
+}
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
+  // fp32 and fp64 only: bf16 inputs (a `precision: bf16` run) are faster through LibTorch's bf16
+  // batched GEMMs on a CPU with bf16 units than through the fused kernel's float arithmetic
+  // (README, "CPU speed").
+  const auto full = [](const torch::Tensor& t) { return t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble; };
+  if (q.device().is_cpu() && full(q) && full(k) && full(v) && attention_kernels() == AttentionKernels::fused) {
+    return fused_attention(q, k, v, causal);
+  }
+  return attention_aten(q, k, v, causal);
 }
 
 SelfAttentionImpl::SelfAttentionImpl(int64_t hidden_, int64_t heads_, int64_t head_size_, bool causal_)
@@ -42,7 +89,9 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), t = x.size(1);
   // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter maps' chunks.
   // Linear layers are called by registered name so that lora::inject() can swap them (lora.h).
-  auto parts = lora::linear_forward(*this, "qkv", x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4});
+  // unbind, not three selects: its backward stacks the three gradients in one copy, where each
+  // select's would zero a tensor of the whole qkv size and the three would then be summed.
+  const auto parts = lora::linear_forward(*this, "qkv", x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4}).unbind(0);
   auto y = attention(parts[0], parts[1], parts[2], causal);
   return lora::linear_forward(*this, "proj", y.transpose(1, 2).reshape({b, t, heads * head_size}));
 }

@@ -23,6 +23,7 @@
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/flops.h"
 #include "vcycle/core/precision.h"
+#include "vcycle/models/attention.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/bench.h"
@@ -68,7 +69,26 @@ struct TrainArgs {
   std::string device = "cpu", precision = "auto", json_out;
   double peak_flops = 0;  // 0: the cache, else measured now (CPU); none on a GPU
   bool profile = false;
+  std::string kernels;    // attention kernels: fused | aten; "" = $VCYCLE_ATTENTION or fused
 };
+
+// `--kernels ab`: the median step of each attention kernel and the median of the pairs' ratios.
+void bench_train_ab(const std::vector<double>& fused, const std::vector<double>& aten, const std::string& json_out) {
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<double> ratios;
+  for (size_t i = 0; i < std::min(fused.size(), aten.size()); ++i) ratios.push_back(aten[i] / fused[i]);
+  std::cout << fmt::format("attention kernels alternating by step: fused median step {:.4f} s, aten {:.4f} s; "
+                           "aten/fused {:.3f} (median of {} pairs)\n",
+                           median(fused), median(aten), median(ratios), ratios.size());
+  write_json(json_out, json{{"attention", "ab"},
+                            {"fused_median_step_s", median(fused)},
+                            {"aten_median_step_s", median(aten)},
+                            {"ratio_median", median(ratios)},
+                            {"pairs", ratios.size()}});
+}
 
 void bench_train(const TrainArgs& a) {
   if (a.batch <= 0) throw InputError(fmt::format("--batch must be > 0, got {}", a.batch));
@@ -82,6 +102,14 @@ void bench_train(const TrainArgs& a) {
   }
   const GPTConfig cfg = bench_model(a.size);
   const torch::Device device = bench_device(a.device);
+  // "ab": steps alternate between fused and aten attention, for their ratio in one run.
+  const bool ab = a.kernels == "ab";
+  if (!a.kernels.empty() && !ab) set_attention_kernels(parse_attention_kernels(a.kernels, "--kernels"));
+  const AttentionKernels kernels = attention_kernels();  // a bad VCYCLE_ATTENTION fails here
+  if (ab && (a.profile || !device.is_cpu() || precision != Precision::fp32)) {
+    throw InputError("--kernels ab: fp32 CPU runs without --profile only (bf16 attention always takes ATen)");
+  }
+  if (ab && a.steps < 4) throw InputError(fmt::format("--kernels ab needs --steps >= 4, got {}", a.steps));
   runtime_init(a.threads);
   if (a.profile) {
     if (!device.is_cpu()) throw InputError("--profile profiles the CPU only (LibTorch's legacy CPU profiler)");
@@ -98,8 +126,11 @@ void bench_train(const TrainArgs& a) {
   const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
   auto x = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
   auto y = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
-  std::vector<double> times;
+  std::vector<double> times, ab_times[2];  // ab_times: by AttentionKernels value
   for (int i = 0; i < a.warmup + a.steps; ++i) {
+    // Pairs of steps, the order flipping every pair: fused, aten, aten, fused, ...
+    const int which = ((i / 2) % 2 == 0) == (i % 2 == 0) ? 0 : 1;
+    if (ab) set_attention_kernels(static_cast<AttentionKernels>(which));
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     torch::Tensor loss;
@@ -113,14 +144,24 @@ void bench_train(const TrainArgs& a) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= a.warmup) times.push_back(dt);
+    if (i >= a.warmup && ab) ab_times[which].push_back(dt);
   }
+
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const double tokens = static_cast<double>(a.batch * cfg.context);
   const double flops = tokens * train_flops_per_token(GPTAdapter(cfg).flop_shape(GPTAdapter(cfg).top_shape()));
   const double flop_s = flops / median;
-  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads\n", a.size, cfg.layers,
-                           cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision), at::get_num_threads());
+  // attention(): the fused kernel takes fp32 CPU tensors only (bf16 runs go to ATen).
+  const std::string attention_label =
+      ab ? "ab" : device.is_cpu() && precision == Precision::fp32 ? to_string(kernels) : "aten";
+  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads, attention {}\n", a.size,
+                           cfg.layers, cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision),
+                           at::get_num_threads(), attention_label);
+  if (ab) {
+    bench_train_ab(ab_times[0], ab_times[1], a.json_out);
+    return;
+  }
   std::cout << fmt::format("median step {:.4f} s over {} steps: {:.0f} tokens/s, {:.2f} GFLOP/s (model FLOPs)", median,
                            a.steps, tokens / median, flop_s / 1e9);
   if (peak) {
@@ -134,6 +175,7 @@ void bench_train(const TrainArgs& a) {
                               {"context", cfg.context},
                               {"device", device.str()},
                               {"precision", to_string(precision)},
+                              {"attention", attention_label},
                               {"threads", at::get_num_threads()},
                               {"steps", a.steps},
                               {"median_step_s", median},
@@ -160,9 +202,27 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--precision", args->precision, "auto | fp32 | bf16 (autocast forward); auto: a run's default (bf16 on a CPU with native bf16)")->capture_default_str();
   train->add_option("--peak-flops", args->peak_flops,
                     "peak FLOP/s for MFU (default: the cached `bench peak`, else measured now on the CPU)");
+  train->add_option("--kernels", args->kernels, "attention kernels on the CPU: fused | aten | ab (alternating steps, their ratio) (default: $VCYCLE_ATTENTION, else fused)");
   train->add_flag("--profile", args->profile, "time by component (matmuls, attention, ...) with LibTorch's profiler");
   train->add_option("--json", args->json_out, "also write the result to this JSON file");
   train->callback([args] { bench_train(*args); });
+
+  auto aargs = std::make_shared<AttentionBenchOptions>();
+  auto athreads = std::make_shared<int>(0);
+  auto* attn = bench->add_subcommand("attention", "Attention forward + backward: fused CPU kernel vs LibTorch's ops, in one run");
+  attn->add_option("--shapes", aargs->shapes, "default (B16 H4 T128 h64) | gpt2-small (B1 H12 T1024 h64) | all")->capture_default_str();
+  attn->add_option("--precision", aargs->precision, "fp32 | bf16 inputs")->capture_default_str();
+  attn->add_option("--rounds", aargs->rounds, "timed rounds (each runs both)")->capture_default_str();
+  attn->add_option("--warmup", aargs->warmup, "untimed rounds first")->capture_default_str();
+  attn->add_option("--threads", *athreads, "intra-op threads (0 = all cores)")->capture_default_str();
+  attn->add_option("--json", aargs->json_out, "also write the rows to this JSON file");
+  attn->callback([aargs, athreads] {
+    if (aargs->shapes != "default" && aargs->shapes != "gpt2-small" && aargs->shapes != "all") {
+      throw InputError("unknown --shapes '" + aargs->shapes + "' (valid: default, gpt2-small, all)");
+    }
+    runtime_init(*athreads);
+    bench_attention(*aargs);
+  });
 
   auto pargs = std::make_shared<PeakOptions>();
   auto pthreads = std::make_shared<int>(0);

@@ -42,4 +42,15 @@ PeakFlops bench_train_peak(double explicit_peak, double seconds, bool bf16);
 void bench_profile(const GPTConfig& cfg, const std::string& name, Precision precision, int64_t batch, int steps,
                    int warmup);
 
+struct AttentionBenchOptions {
+  std::string shapes = "all";      // default | gpt2-small | all
+  std::string precision = "fp32";  // fp32 | bf16 inputs
+  int rounds = 10, warmup = 2;
+  std::string json_out;            // also write the rows here
+};
+
+// `vcycle bench attention`: forward + backward of the attention product, fused CPU kernel against
+// LibTorch's ops, alternating rounds; prints the median times and the median ratio per shape.
+void bench_attention(const AttentionBenchOptions& options);
+
 }  // namespace vcycle::cli

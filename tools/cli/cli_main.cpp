@@ -11,6 +11,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/runtime.h"
 #include "vcycle/io/run_info.h"
+#include "vcycle/models/attention.h"
 
 namespace vcycle::cli {
 namespace {
@@ -51,6 +52,7 @@ int cli_main(int argc, char** argv) {
     return kExitBadInput;
   }
   try {
+    if (known) attention_kernels();  // a bad VCYCLE_ATTENTION fails here, before any work
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);

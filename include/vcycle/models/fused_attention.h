@@ -1,0 +1,25 @@
+// Fused CPU attention: softmax(q·kᵀ / sqrt(h))·v over (B, H, T, h) tensors without the T × T
+// score matrix, forward and backward (flash-attention style).
+//
+//   auto y = vcycle::fused_attention(q, k, v, /*causal=*/true);  // differentiable in q, k and v
+//
+// Forward walks each head's queries in tiles; for a tile it visits the key tiles one by one with an
+// online softmax (a running row maximum and row sum rescale what was accumulated so far), so only
+// a tile of scores ever exists. With `causal`, key tiles wholly in a query tile's future are
+// skipped: half the products of the masked computation. The per-row logsumexp is kept, and
+// backward recomputes each tile's probabilities from it (dq, dk, dv; D_i = rowsum(dO ∘ O)).
+//
+// Dtypes: float and double are computed in their own type; BFloat16 and Half in float, the result
+// in the input dtype. Mixed input dtypes are promoted. Inputs of shape (..., T, h) with any strides
+// are accepted; (B, H, T, h) views with a contiguous last dim (SelfAttention's q, k, v) are read in
+// place, not copied. CPU tensors only; vcycle::attention (attention.h) picks this kernel for CPU
+// tensors unless the ATen kernels are chosen.
+#pragma once
+
+#include <torch/types.h>
+
+namespace vcycle {
+
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
+
+}  // namespace vcycle
