@@ -34,6 +34,7 @@ TEST_CASE("bench attention times fused and aten attention in one run and writes 
 }
 
 TEST_CASE("VCYCLE_ATTENTION chooses the kernels of a program run and a bad value is exit 2", "[cli][attention]") {
+  // fp32 throughout: bf16 attention (auto's pick on a CPU with native bf16) always takes ATen.
   {
     test::ScopedEnv env("VCYCLE_ATTENTION", "flash");
     const auto r = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
@@ -44,20 +45,20 @@ TEST_CASE("VCYCLE_ATTENTION chooses the kernels of a program run and a bad value
   }
   test::ScopedEnv env("VCYCLE_ATTENTION", "aten");
   const auto r = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
-                                "--peak-flops", "1e12"});
+                                "--peak-flops", "1e12", "--precision", "fp32"});
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK(r.output.find("attention aten") != std::string::npos);
   // --kernels wins over the environment.
   const auto f = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
-                                "--peak-flops", "1e12", "--kernels", "fused"});
+                                "--peak-flops", "1e12", "--kernels", "fused", "--precision", "fp32"});
   INFO(f.output);
   CHECK(f.exit_code == 0);
   CHECK(f.output.find("attention fused") != std::string::npos);
   // ab: alternating steps, the ratio of the two in one run.
   test::TempDir dir("bench_train_ab");
   const auto ab = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "4", "--warmup", "0",
-                                 "--peak-flops", "1e12", "--kernels", "ab", "--json", dir.str("ab.json")});
+                                 "--peak-flops", "1e12", "--kernels", "ab", "--precision", "fp32", "--json", dir.str("ab.json")});
   INFO(ab.output);
   CHECK(ab.exit_code == 0);
   CHECK(ab.output.find("attention ab") != std::string::npos);
@@ -65,7 +66,7 @@ TEST_CASE("VCYCLE_ATTENTION chooses the kernels of a program run and a bad value
   const auto j = nlohmann::json::parse(std::ifstream(dir.str("ab.json")));
   CHECK(j["ratio_median"].get<double>() > 0);
   CHECK(j["pairs"] == 2);
-  const auto few = test::run_cli({"bench", "train", "--kernels", "ab", "--steps", "3"});
+  const auto few = test::run_cli({"bench", "train", "--kernels", "ab", "--steps", "3", "--precision", "fp32"});
   CHECK(few.exit_code == 2);
   CHECK(few.output.find("--steps >= 4") != std::string::npos);
   const auto bad = test::run_cli({"bench", "train", "--kernels", "flash"});
