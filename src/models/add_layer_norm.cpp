@@ -1,5 +1,5 @@
 // Residual add + LayerNorm, forward and backward; see include/vcycle/models/add_layer_norm.h.
-// Row sums keep kLanes partial results, so that the loops vectorise without reassociating.
+// Row sums keep kLanes partial results (row_sums.h), so that the loops vectorise without reassociating.
 #include "vcycle/models/add_layer_norm.h"
 
 #include <algorithm>
@@ -10,33 +10,17 @@
 #include <torch/autograd.h>
 
 #include "parallel_chunks.h"
+#include "row_sums.h"
 
 namespace vcycle {
 
 namespace {
 
-constexpr int kLanes = 16;
+using row_sums::kLanes;
+using row_sums::lanes_total;
+
 constexpr int64_t kMaxBlocks = 64;    // row blocks for the weight and bias gradients
 constexpr int64_t kMinBlockRows = 32;
-
-template <class T>
-inline T lanes_total(const T* l) {
-  T s = 0;
-  for (int i = 0; i < kLanes; ++i) s += l[i];
-  return s;
-}
-
-// Σ x[j]
-template <class T>
-inline T row_sum(const T* __restrict x, int64_t n) {
-  T l[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int i = 0; i < kLanes; ++i) l[i] += x[j + i];
-  T s = lanes_total(l);
-  for (; j < n; ++j) s += x[j];
-  return s;
-}
 
 // Σ (x[j] − c)²
 template <class T>
@@ -81,7 +65,7 @@ void forward_kernel(const T* x, const T* r, const T* w, const T* b, T* h, T* y, 
       T* __restrict hi = h + i * d;
       T* __restrict yi = y + i * d;
       for (int64_t j = 0; j < d; ++j) hi[j] = xi[j] + ri[j];
-      const T mu = row_sum(hi, d) / T(d);
+      const T mu = row_sums::sum(hi, d) / T(d);
       const T rs = T(1) / std::sqrt(row_sq_dev(hi, mu, d) / T(d) + T(eps));  // biased variance, as LayerNorm
       for (int64_t j = 0; j < d; ++j) yi[j] = (hi[j] - mu) * rs * w[j] + b[j];
       mean[i] = mu;
@@ -120,7 +104,7 @@ void backward_kernel(const T* dy, const T* dh_ext, const T* h, const T* w, const
           xhat[j] = (hi[j] - mu) * rs;
           g[j] = dyi[j] * w[j];
         }
-        const T a = row_sum(g.data(), d) / T(d);              // mean(g)
+        const T a = row_sums::sum(g.data(), d) / T(d);              // mean(g)
         const T c = row_dot(g.data(), xhat.data(), d) / T(d);  // mean(g·x̂)
         if (dh_ext) {
           const T* __restrict ei = dh_ext + i * d;

@@ -22,10 +22,13 @@
 #include <torch/autograd.h>
 
 #include "parallel_chunks.h"
+#include "row_sums.h"
 
 namespace vcycle {
 
 namespace {
+
+using row_sums::kLanes;
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(VCYCLE_NO_TARGET_CLONES)
 #define VCYCLE_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -138,10 +141,7 @@ VCYCLE_INLINE void exp_weights(double* __restrict x, int64_t n, double shift) {
 
 // ---- row reductions ------------------------------------------------------------------------------
 
-// Max and sum of x[0 .. n) in kLanes partial results, so that the loops vectorise without
-// reassociating (the compiler may not reorder a single running sum).
-constexpr int kLanes = 16;
-
+// Max of x[0 .. n) in kLanes partial results (row_sums.h has the sum), so that the loop vectorises.
 template <class T>
 VCYCLE_INLINE T row_max(const T* x, int64_t n) {
   T m = x[0];
@@ -155,18 +155,6 @@ VCYCLE_INLINE T row_max(const T* x, int64_t n) {
   }
   for (; j < n; ++j) m = std::max(m, x[j]);
   return m;
-}
-
-template <class T>
-VCYCLE_INLINE T row_sum(const T* x, int64_t n) {
-  T lanes[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] += x[j + l];
-  T sum = 0;
-  for (int l = 0; l < kLanes; ++l) sum += lanes[l];
-  for (; j < n; ++j) sum += x[j];
-  return sum;
 }
 
 // ---- shapes --------------------------------------------------------------------------------------
@@ -252,7 +240,7 @@ VCYCLE_INLINE void forward_tile_impl(const ForwardArgs<T>& a, int64_t item, Forw
       const T alpha = std::exp(m[r] - m_new);  // rescales what earlier key tiles accumulated
       exp_weights(sr, valid, m_new);
       std::fill(sr + valid, sr + cols, T(0));
-      l[r] = l[r] * alpha + row_sum(sr, valid);
+      l[r] = l[r] * alpha + row_sums::sum(sr, valid);
       m[r] = m_new;
       if (alpha != T(1)) {
         T* __restrict orow = o + r * h;
