@@ -1,10 +1,13 @@
 // The `vcycle bench` commands' shared pieces (private to tools/cli/): the named model sizes they
-// run, and the peak and profile benchmarks (bench_peak.cpp, bench_profile.cpp).
+// run, the median and JSON output they share, and the peak, profile and attention benchmarks
+// (bench_peak.cpp, bench_profile.cpp, bench_attention.cpp).
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "vcycle/core/peak_flops.h"
 #include "vcycle/core/precision.h"
@@ -14,6 +17,12 @@ namespace vcycle::cli {
 
 // "default" (configs/default.yaml's model) or "gpt2-small"; InputError listing both otherwise.
 GPTConfig bench_model(const std::string& name);
+
+// The median of timed runs (the upper one of an even count); `times` must not be empty.
+double median(std::vector<double> times);
+
+// Writes `j` to `path` (atomically, indented); nothing for an empty path (no --json given).
+void write_json(const std::string& path, const nlohmann::json& j);
 
 // The GEMMs of one training step of `cfg` over `rows` tokens: forward, input and weight gradient of
 // every linear layer kind (qkv, attn proj, mlp fc, mlp proj, lm head); one block's worth each.

@@ -3,7 +3,6 @@
 // small's, causal as in the decoder. The two run in alternating rounds of one process (the order
 // flips every round) and the ratio is the median of the rounds' ratios, so that it holds on a
 // loaded machine where the absolute times do not.
-#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -15,7 +14,6 @@
 
 #include "bench.h"
 #include "vcycle/core/errors.h"
-#include "vcycle/core/file_util.h"
 #include "vcycle/models/attention.h"
 #include "vcycle/models/fused_attention.h"
 
@@ -30,14 +28,12 @@ struct AttentionShape {
 
 const std::vector<AttentionShape> kShapes{{"default", 16, 4, 128, 64}, {"gpt2-small", 1, 12, 1024, 64}};
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 void bench_attention(const AttentionBenchOptions& o) {
+  if (o.shapes != "default" && o.shapes != "gpt2-small" && o.shapes != "all") {
+    throw InputError("unknown --shapes '" + o.shapes + "' (valid: default, gpt2-small, all)");
+  }
   if (o.rounds < 3) throw InputError(fmt::format("--rounds must be >= 3, got {}", o.rounds));
   if (o.precision != "fp32" && o.precision != "bf16") {
     throw InputError("--precision must be fp32 or bf16, got '" + o.precision + "'");
@@ -94,11 +90,8 @@ void bench_attention(const AttentionBenchOptions& o) {
                     {"ratio_median", mr}});
   }
   set_attention_kernels(saved);
-  if (!o.json_out.empty()) {
-    const nlohmann::json out{{"precision", o.precision}, {"threads", at::get_num_threads()}, {"rounds", o.rounds},
-                             {"rows", rows}};
-    write_file_atomic(o.json_out, out.dump(2) + "\n");
-  }
+  write_json(o.json_out, {{"precision", o.precision}, {"threads", at::get_num_threads()}, {"rounds", o.rounds},
+                          {"rows", rows}});
 }
 
 }  // namespace vcycle::cli
