@@ -1,6 +1,7 @@
 // CPU runtime tuning; see include/vcycle/core/runtime.h for why each setting exists.
 #include "vcycle/core/runtime.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -10,6 +11,20 @@
 #include <ATen/Parallel.h>
 
 namespace vcycle {
+
+namespace {
+
+// OpenBLAS's own thread count, found at run time: LibTorch reaches the BLAS through libblas.so.3,
+// which may be OpenBLAS (pthreads or OpenMP) or the reference BLAS, which has no threads.
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+
+}  // namespace
+
+int blas_threads() {
+  const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get == nullptr ? 0 : get();
+}
 
 int hardware_threads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -21,7 +36,12 @@ void runtime_init(int threads) {
   // untrimmed avoids page-fault storms (measured 1.5x on the default model).
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  at::set_num_threads(threads > 0 ? threads : hardware_threads());
+  const int n = threads > 0 ? threads : hardware_threads();
+  at::set_num_threads(n);
+  // at::set_num_threads does not reach OpenBLAS's pthreads pool, which starts with one thread per
+  // core: a `threads: 1` run then multiplied matrices on every core, and OpenBLAS's idle workers
+  // spin (sched_yield) after each product against the OpenMP threads of the element-wise ops.
+  if (const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
 }
 
 void ensure_omp_wait_policy(char** argv) {

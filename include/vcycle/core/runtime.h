@@ -8,8 +8,12 @@
 
 namespace vcycle {
 
-// Sets intra-op threads (<= 0: all cores) and the malloc thresholds. Call once, early.
+// Sets intra-op threads (<= 0: all cores), OpenBLAS's threads to the same number, and the malloc
+// thresholds. Call once, early.
 void runtime_init(int threads);
+
+// OpenBLAS's thread count; 0 when LibTorch's BLAS is not OpenBLAS.
+int blas_threads();
 
 // If OMP_WAIT_POLICY is unset, sets it to PASSIVE and re-executes the current program with the
 // same arguments (returns only if re-execution is impossible). Call first thing in main().
