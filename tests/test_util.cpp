@@ -165,3 +165,12 @@ CliResult run_shell(const std::string& command) {
 }
 
 }  // namespace vcycle::test
+
+#include <ATen/Parallel.h>
+
+namespace vcycle::test {
+
+ScopedThreads::ScopedThreads(int n) : saved(at::get_num_threads()) { at::set_num_threads(n); }
+ScopedThreads::~ScopedThreads() { at::set_num_threads(saved); }
+
+}  // namespace vcycle::test

@@ -89,6 +89,15 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
+// at::set_num_threads for the scope (the fused CPU kernels' tests run 1 and 2 threads).
+struct ScopedThreads {
+  explicit ScopedThreads(int n);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+  int saved;
+};
+
 // Debian's Python interpreter, where python3-torch, -numpy and -sentencepiece (tools/install-deps.sh)
 // install, whatever other python3 comes first on PATH.
 std::string debian_python();

@@ -1,14 +1,12 @@
 // Self-attention, causal or bidirectional; see include/vcycle/models/attention.h.
 #include "vcycle/models/attention.h"
 
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 
 #include <torch/version.h>
 
-#include "vcycle/core/errors.h"
+#include "vcycle/models/cpu_kernels.h"
 #include "vcycle/models/fused_attention.h"
 #include "vcycle/models/lora.h"
 
@@ -32,42 +30,14 @@ torch::Tensor attention_aten(const torch::Tensor& q, const torch::Tensor& k, con
 #endif
 }
 
-constexpr const char* kKernelsEnv = "VCYCLE_ATTENTION";
-
-// -1: not read from the environment yet; else an AttentionKernels value.
-std::atomic<int> kernels_switch{-1};
-
 }  // namespace
-
-AttentionKernels parse_attention_kernels(const std::string& name, const std::string& what) {
-  if (name == "fused") return AttentionKernels::fused;
-  if (name == "aten") return AttentionKernels::aten;
-  throw InputError(what + ": unknown attention kernels '" + name + "' (valid: fused, aten)");
-}
-
-std::string to_string(AttentionKernels kernels) { return kernels == AttentionKernels::fused ? "fused" : "aten"; }
-
-void set_attention_kernels(AttentionKernels kernels) { kernels_switch.store(static_cast<int>(kernels)); }
-
-AttentionKernels attention_kernels() {
-  int k = kernels_switch.load();
-  if (k < 0) {
-    const char* env = std::getenv(kKernelsEnv);
-    const auto from_env =
-        env == nullptr || *env == '\0' ? AttentionKernels::fused : parse_attention_kernels(env, kKernelsEnv);
-    int unset = -1;  // a set_attention_kernels() that came first wins
-    kernels_switch.compare_exchange_strong(unset, static_cast<int>(from_env));
-    k = kernels_switch.load();
-  }
-  return static_cast<AttentionKernels>(k);
-}
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
   // fp32 and fp64 only: bf16 inputs (a `precision: bf16` run) are faster through LibTorch's bf16
   // batched GEMMs on a CPU with bf16 units than through the fused kernel's float arithmetic
   // (README, "CPU speed").
   const auto full = [](const torch::Tensor& t) { return t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble; };
-  if (q.device().is_cpu() && full(q) && full(k) && full(v) && attention_kernels() == AttentionKernels::fused) {
+  if (q.device().is_cpu() && full(q) && full(k) && full(v) && cpu_kernels() == CpuKernels::fused) {
     return fused_attention(q, k, v, causal);
   }
   return attention_aten(q, k, v, causal);

@@ -23,20 +23,13 @@
 
 #include "parallel_chunks.h"
 #include "row_sums.h"
+#include "vec_math.h"
 
 namespace vcycle {
 
 namespace {
 
 using row_sums::kLanes;
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(VCYCLE_NO_TARGET_CLONES)
-#define VCYCLE_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VCYCLE_TARGET_CLONES
-#endif
-// Helpers are inlined into the cloned callers, so that they are compiled for each target too.
-#define VCYCLE_INLINE inline __attribute__((always_inline))
 
 constexpr int64_t kTileQ = 64;  // query rows per tile
 constexpr int64_t kTileK = 64;  // keys per tile
@@ -110,30 +103,12 @@ VCYCLE_INLINE void transpose(int64_t rows, int64_t cols, const T* src, int64_t l
 
 // ---- exp -----------------------------------------------------------------------------------------
 
-// x[j] = e^(x[j] − shift) for the softmax weights, arguments ≤ 0. Float: 2^n · e^r with
-// n = round(y·log2 e) and Cephes' degree-6 polynomial for e^r (about 1 ulp) — plain arithmetic, so
-// the loop vectorises, which std::exp's library call prevents. Below −87 it gives about e^−87
+// x[j] = e^(x[j] − shift) for the softmax weights, arguments ≤ 0. Below −87 it gives about e^−87
 // instead of a smaller number, which is 0 next to the row's largest weight of 1. The clamp is a loop
 // of its own: in the same loop GCC 12 turns it into a branch and vectorises neither.
 VCYCLE_INLINE void exp_weights(float* __restrict x, int64_t n, float shift) {
   for (int64_t j = 0; j < n; ++j) x[j] = std::max(x[j] - shift, -87.0f);
-  for (int64_t j = 0; j < n; ++j) {
-    const float y = x[j];
-    const int32_t ni = static_cast<int32_t>(y * 1.44269504088896341f - 0.5f);  // round(), as y ≤ 0
-    const float nf = static_cast<float>(ni);
-    const float r = (y - nf * 0.693359375f) - nf * -2.12194440e-4f;  // y − n·ln 2 in two parts
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    const int32_t bits = (ni + 127) << 23;  // 2^n
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    x[j] = p * scale;
-  }
+  for (int64_t j = 0; j < n; ++j) x[j] = vec_math::exp_nonpositive(x[j]);
 }
 VCYCLE_INLINE void exp_weights(double* __restrict x, int64_t n, double shift) {
   for (int64_t j = 0; j < n; ++j) x[j] = std::exp(x[j] - shift);

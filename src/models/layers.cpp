@@ -1,7 +1,7 @@
 // Layers shared by the built-in families; see include/vcycle/models/layers.h.
 #include "vcycle/models/layers.h"
 
-#include <torch/nn/functional/activation.h>
+#include "vcycle/models/fused_gelu.h"
 
 #include "vcycle/models/lora.h"
 
@@ -16,7 +16,7 @@ void MLPImpl::reset() {
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
   // By registered name, so that lora::inject() can swap the layers (lora.h).
-  return lora::linear_forward(*this, "proj", torch::gelu(lora::linear_forward(*this, "fc", x)));
+  return lora::linear_forward(*this, "proj", vcycle::gelu(lora::linear_forward(*this, "fc", x)));
 }
 
 void init_gain_or_bias(const std::string& name, torch::Tensor& p) {

@@ -11,6 +11,8 @@
 
 #include "vcycle/models/add_layer_norm.h"
 
+#include "test_util.h"
+
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
 
@@ -73,17 +75,11 @@ std::string show(const std::vector<double>& d) {
   return o.str();
 }
 
-struct Threads {  // at::set_num_threads for the scope
-  explicit Threads(int n) : saved(at::get_num_threads()) { at::set_num_threads(n); }
-  ~Threads() { at::set_num_threads(saved); }
-  int saved;
-};
-
 }  // namespace
 
 TEST_CASE("add_layer_norm matches x + r then layer_norm and their gradients in fp64", "[models][layer_norm]") {
   torch::manual_seed(1);
-  Threads threads(2);
+  test::ScopedThreads threads(2);
   // Rows: one, fewer than a block, several blocks with a short last one; widths 256 and odd ones.
   for (const auto& shape : std::vector<std::vector<int64_t>>{{1, 1, 256}, {2, 7, 37}, {3, 50, 37}, {4, 130, 256}, {9, 1}}) {
     const Inputs in = inputs(shape, torch::kDouble);
@@ -129,7 +125,7 @@ TEST_CASE("add_layer_norm's weight gradient is the same on 1 and 2 threads", "[m
   torch::manual_seed(3);
   const Inputs in = inputs({8, 100, 48}, torch::kFloat);
   auto grads = [&](int n) {
-    Threads threads(n);
+    test::ScopedThreads threads(n);
     auto [h, y] = add_layer_norm(in.x, in.r, in.w, in.b, 1e-5);
     return torch::autograd::grad({(y * in.gy.to(torch::kFloat)).sum()}, {in.w, in.b});
   };

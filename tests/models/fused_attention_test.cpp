@@ -12,8 +12,11 @@
 
 #include "vcycle/core/errors.h"
 #include "vcycle/models/attention.h"
+#include "vcycle/models/cpu_kernels.h"
 #include "vcycle/models/fused_attention.h"
 #include "vcycle/models/gpt/gpt.h"
+
+#include "test_util.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
@@ -65,23 +68,17 @@ Diffs compare(const torch::Tensor& q, const torch::Tensor& k, const torch::Tenso
   return {max_diff(y, ry), max_diff(g[0], rg[0]), max_diff(g[1], rg[1]), max_diff(g[2], rg[2])};
 }
 
-struct Threads {  // at::set_num_threads for the scope
-  explicit Threads(int n) : saved(at::get_num_threads()) { at::set_num_threads(n); }
-  ~Threads() { at::set_num_threads(saved); }
-  int saved;
-};
-
-struct Kernels {  // set_attention_kernels for the scope
-  explicit Kernels(AttentionKernels k) : saved(attention_kernels()) { set_attention_kernels(k); }
-  ~Kernels() { set_attention_kernels(saved); }
-  AttentionKernels saved;
+struct Kernels {  // set_cpu_kernels for the scope
+  explicit Kernels(CpuKernels k) : saved(cpu_kernels()) { set_cpu_kernels(k); }
+  ~Kernels() { set_cpu_kernels(saved); }
+  CpuKernels saved;
 };
 
 }  // namespace
 
 TEST_CASE("fused attention matches the unfused product and its gradients in fp64", "[models][attention]") {
   torch::manual_seed(1);
-  Threads threads(2);  // B·H > threads: the tiles are shared out between threads
+  test::ScopedThreads threads(2);  // B·H > threads: the tiles are shared out between threads
   // T: one row, fewer rows than a tile, one more than two tiles (64); head sizes 64 and odd ones.
   for (const auto& [b, heads, t, h] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
            {1, 1, 1, 64}, {2, 3, 7, 64}, {2, 3, 130, 64}, {1, 5, 130, 37}, {3, 1, 65, 5}, {1, 2, 200, 33}}) {
@@ -168,27 +165,27 @@ TEST_CASE("attention() takes the fused kernel for fp32 and fp64 on the CPU unles
   auto [q, k, v] = qkv(1, 2, 9, 8, torch::kDouble);
   const auto name = [&] { return attention(q, k, v, true).grad_fn()->name(); };
   {
-    Kernels kernels(AttentionKernels::fused);
+    Kernels kernels(CpuKernels::fused);
     CHECK(name().find("FusedAttention") != std::string::npos);
   }
   {
-    Kernels kernels(AttentionKernels::aten);
+    Kernels kernels(CpuKernels::aten);
     CHECK(name().find("FusedAttention") == std::string::npos);
   }
   {
     // bf16 stays on LibTorch's bf16 GEMMs even with the fused kernels chosen.
-    Kernels kernels(AttentionKernels::fused);
+    Kernels kernels(CpuKernels::fused);
     const auto qb = q.to(torch::kBFloat16), kb = k.to(torch::kBFloat16), vb = v.to(torch::kBFloat16);
     CHECK(attention(qb, kb, vb, true).grad_fn()->name().find("FusedAttention") == std::string::npos);
   }
-  CHECK(parse_attention_kernels("aten", "x") == AttentionKernels::aten);
-  CHECK(to_string(AttentionKernels::fused) == "fused");
-  CHECK_THROWS_AS(parse_attention_kernels("flash", "VCYCLE_ATTENTION"), InputError);
-  CHECK_THROWS_WITH(parse_attention_kernels("flash", "VCYCLE_ATTENTION"),
-                    Catch::Contains("VCYCLE_ATTENTION") && Catch::Contains("valid: fused, aten"));
+  CHECK(parse_cpu_kernels("aten", "x") == CpuKernels::aten);
+  CHECK(to_string(CpuKernels::fused) == "fused");
+  CHECK_THROWS_AS(parse_cpu_kernels("flash", "VCYCLE_KERNELS"), InputError);
+  CHECK_THROWS_WITH(parse_cpu_kernels("flash", "VCYCLE_KERNELS"),
+                    Catch::Contains("VCYCLE_KERNELS") && Catch::Contains("valid: fused, aten"));
 }
 
-TEST_CASE("a GPT's loss and gradients are the same with fused and ATen attention in fp64", "[models][attention]") {
+TEST_CASE("a GPT's loss and gradients are the same with the fused and the ATen CPU kernels in fp64", "[models][attention]") {
   GPTConfig cfg;
   cfg.layers = 2; cfg.hidden = 32; cfg.heads = 4; cfg.head_size = 8; cfg.ffn = 64; cfg.context = 80; cfg.vocab = 50;
   torch::manual_seed(4);
@@ -197,14 +194,14 @@ TEST_CASE("a GPT's loss and gradients are the same with fused and ATen attention
   const auto x = torch::randint(0, cfg.vocab, {3, 70}, torch::kLong);
   const auto y = torch::randint(0, cfg.vocab, {3, 70}, torch::kLong);
   const auto params = model->parameters();
-  auto run = [&](AttentionKernels k) {
+  auto run = [&](CpuKernels k) {
     Kernels kernels(k);
     const auto loss = model->loss(x, y);
     auto grads = torch::autograd::grad({loss}, params);
     return std::make_pair(loss.item<double>(), grads);
   };
-  const auto [fused_loss, fused_grads] = run(AttentionKernels::fused);
-  const auto [aten_loss, aten_grads] = run(AttentionKernels::aten);
+  const auto [fused_loss, fused_grads] = run(CpuKernels::fused);
+  const auto [aten_loss, aten_grads] = run(CpuKernels::aten);
   CHECK(std::abs(fused_loss - aten_loss) < 1e-12);
   REQUIRE(fused_grads.size() == aten_grads.size());
   double worst = 0, largest = 0;

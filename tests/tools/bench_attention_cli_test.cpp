@@ -1,4 +1,4 @@
-// `vcycle bench attention` and the attention-kernel choice (VCYCLE_ATTENTION, `bench train --kernels`)
+// `vcycle bench attention` and the CPU-kernel choice (VCYCLE_KERNELS, `bench train --kernels`)
 // through the real command line.
 
 #include <fstream>
@@ -33,35 +33,35 @@ TEST_CASE("bench attention times fused and aten attention in one run and writes 
   CHECK(bad.output.find("valid: default, gpt2-small, all") != std::string::npos);
 }
 
-TEST_CASE("VCYCLE_ATTENTION chooses the kernels of a program run and a bad value is exit 2", "[cli][attention]") {
+TEST_CASE("VCYCLE_KERNELS chooses the kernels of a program run and a bad value is exit 2", "[cli][attention]") {
   // fp32 throughout: bf16 attention (auto's pick on a CPU with native bf16) always takes ATen.
   {
-    test::ScopedEnv env("VCYCLE_ATTENTION", "flash");
+    test::ScopedEnv env("VCYCLE_KERNELS", "flash");
     const auto r = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
                                   "--peak-flops", "1e12"});
     INFO(r.output);
     CHECK(r.exit_code == 2);
-    CHECK(r.output.find("VCYCLE_ATTENTION: unknown attention kernels 'flash' (valid: fused, aten)") != std::string::npos);
+    CHECK(r.output.find("VCYCLE_KERNELS: unknown CPU kernels 'flash' (valid: fused, aten)") != std::string::npos);
   }
-  test::ScopedEnv env("VCYCLE_ATTENTION", "aten");
+  test::ScopedEnv env("VCYCLE_KERNELS", "aten");
   const auto r = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
                                 "--peak-flops", "1e12", "--precision", "fp32"});
   INFO(r.output);
   CHECK(r.exit_code == 0);
-  CHECK(r.output.find("attention aten") != std::string::npos);
+  CHECK(r.output.find("kernels aten") != std::string::npos);
   // --kernels wins over the environment.
   const auto f = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
                                 "--peak-flops", "1e12", "--kernels", "fused", "--precision", "fp32"});
   INFO(f.output);
   CHECK(f.exit_code == 0);
-  CHECK(f.output.find("attention fused") != std::string::npos);
+  CHECK(f.output.find("kernels fused") != std::string::npos);
   // ab: alternating steps, the ratio of the two in one run.
   test::TempDir dir("bench_train_ab");
   const auto ab = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "4", "--warmup", "0",
                                  "--peak-flops", "1e12", "--kernels", "ab", "--precision", "fp32", "--json", dir.str("ab.json")});
   INFO(ab.output);
   CHECK(ab.exit_code == 0);
-  CHECK(ab.output.find("attention ab") != std::string::npos);
+  CHECK(ab.output.find("kernels ab") != std::string::npos);
   CHECK(ab.output.find("(median of 2 pairs)") != std::string::npos);
   const auto j = nlohmann::json::parse(std::ifstream(dir.str("ab.json")));
   CHECK(j["ratio_median"].get<double>() > 0);
@@ -71,5 +71,5 @@ TEST_CASE("VCYCLE_ATTENTION chooses the kernels of a program run and a bad value
   CHECK(few.output.find("--steps >= 4") != std::string::npos);
   const auto bad = test::run_cli({"bench", "train", "--kernels", "flash"});
   CHECK(bad.exit_code == 2);
-  CHECK(bad.output.find("--kernels: unknown attention kernels 'flash'") != std::string::npos);
+  CHECK(bad.output.find("--kernels: unknown CPU kernels 'flash'") != std::string::npos);
 }

@@ -24,6 +24,7 @@
 #include "vcycle/core/flops.h"
 #include "vcycle/core/precision.h"
 #include "vcycle/models/attention.h"
+#include "vcycle/models/cpu_kernels.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/bench.h"
@@ -75,17 +76,17 @@ struct TrainArgs {
   std::string device = "cpu", precision = "auto", json_out;
   double peak_flops = 0;  // 0: the cache, else measured now (CPU); none on a GPU
   bool profile = false;
-  std::string kernels;    // attention kernels: fused | aten; "" = $VCYCLE_ATTENTION or fused
+  std::string kernels;    // CPU kernels: fused | aten; "" = $VCYCLE_KERNELS or fused
 };
 
-// `--kernels ab`: the median step of each attention kernel and the median of the pairs' ratios.
+// `--kernels ab`: the median step with each choice of CPU kernels and the median of the pairs' ratios.
 void bench_train_ab(const std::vector<double>& fused, const std::vector<double>& aten, const std::string& json_out) {
   std::vector<double> ratios;
   for (size_t i = 0; i < std::min(fused.size(), aten.size()); ++i) ratios.push_back(aten[i] / fused[i]);
-  std::cout << fmt::format("attention kernels alternating by step: fused median step {:.4f} s, aten {:.4f} s; "
+  std::cout << fmt::format("CPU kernels (attention, GELU) alternating by step: fused median step {:.4f} s, aten {:.4f} s; "
                            "aten/fused {:.3f} (median of {} pairs)\n",
                            median(fused), median(aten), median(ratios), ratios.size());
-  write_json(json_out, json{{"attention", "ab"},
+  write_json(json_out, json{{"kernels", "ab"},
                             {"fused_median_step_s", median(fused)},
                             {"aten_median_step_s", median(aten)},
                             {"ratio_median", median(ratios)},
@@ -104,12 +105,12 @@ void bench_train(const TrainArgs& a) {
   }
   const GPTConfig cfg = bench_model(a.size);
   const torch::Device device = bench_device(a.device);
-  // "ab": steps alternate between fused and aten attention, for their ratio in one run.
+  // "ab": steps alternate between the fused and the ATen CPU kernels, for their ratio in one run.
   const bool ab = a.kernels == "ab";
-  if (!a.kernels.empty() && !ab) set_attention_kernels(parse_attention_kernels(a.kernels, "--kernels"));
-  const AttentionKernels kernels = attention_kernels();  // a bad VCYCLE_ATTENTION fails here
+  if (!a.kernels.empty() && !ab) set_cpu_kernels(parse_cpu_kernels(a.kernels, "--kernels"));
+  const CpuKernels kernels = cpu_kernels();  // a bad VCYCLE_KERNELS fails here
   if (ab && (a.profile || !device.is_cpu() || precision != Precision::fp32)) {
-    throw InputError("--kernels ab: fp32 CPU runs without --profile only (bf16 attention always takes ATen)");
+    throw InputError("--kernels ab: fp32 CPU runs without --profile only (bf16 always takes ATen's kernels)");
   }
   if (ab && a.steps < 4) throw InputError(fmt::format("--kernels ab needs --steps >= 4, got {}", a.steps));
   runtime_init(a.threads);
@@ -128,11 +129,11 @@ void bench_train(const TrainArgs& a) {
   const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
   auto x = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
   auto y = torch::randint(0, cfg.vocab, {a.batch, cfg.context}, opts);
-  std::vector<double> times, ab_times[2];  // ab_times: by AttentionKernels value
+  std::vector<double> times, ab_times[2];  // ab_times: by CpuKernels value
   for (int i = 0; i < a.warmup + a.steps; ++i) {
     // Pairs of steps, the order flipping every pair: fused, aten, aten, fused, ...
     const int which = ((i / 2) % 2 == 0) == (i % 2 == 0) ? 0 : 1;
-    if (ab) set_attention_kernels(static_cast<AttentionKernels>(which));
+    if (ab) set_cpu_kernels(static_cast<CpuKernels>(which));
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
     torch::Tensor loss;
@@ -153,12 +154,12 @@ void bench_train(const TrainArgs& a) {
   const double tokens = static_cast<double>(a.batch * cfg.context);
   const double flops = tokens * train_flops_per_token(GPTAdapter(cfg).flop_shape(GPTAdapter(cfg).top_shape()));
   const double flop_s = flops / step_s;
-  // attention(): the fused kernel takes fp32 CPU tensors only (bf16 runs go to ATen).
-  const std::string attention_label =
+  // The fused kernels take fp32 CPU tensors only (bf16 runs go to ATen).
+  const std::string kernels_label =
       ab ? "ab" : device.is_cpu() && precision == Precision::fp32 ? to_string(kernels) : "aten";
-  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads, attention {}\n", a.size,
+  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads, kernels {}\n", a.size,
                            cfg.layers, cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision),
-                           at::get_num_threads(), attention_label);
+                           at::get_num_threads(), kernels_label);
   if (ab) {
     bench_train_ab(ab_times[0], ab_times[1], a.json_out);
     return;
@@ -176,7 +177,7 @@ void bench_train(const TrainArgs& a) {
                               {"context", cfg.context},
                               {"device", device.str()},
                               {"precision", to_string(precision)},
-                              {"attention", attention_label},
+                              {"kernels", kernels_label},
                               {"threads", at::get_num_threads()},
                               {"steps", a.steps},
                               {"median_step_s", step_s},
@@ -203,7 +204,7 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--precision", args->precision, "auto | fp32 | bf16 (autocast forward); auto: a run's default (bf16 on a CPU with native bf16)")->capture_default_str();
   train->add_option("--peak-flops", args->peak_flops,
                     "peak FLOP/s for MFU (default: the cached `bench peak`, else measured now on the CPU)");
-  train->add_option("--kernels", args->kernels, "attention kernels on the CPU: fused | aten | ab (alternating steps, their ratio) (default: $VCYCLE_ATTENTION, else fused)");
+  train->add_option("--kernels", args->kernels, "CPU kernels (attention, GELU): fused | aten | ab (alternating steps, their ratio) (default: $VCYCLE_KERNELS, else fused)");
   train->add_flag("--profile", args->profile, "time by component (matmuls, attention, ...) with LibTorch's profiler");
   train->add_option("--json", args->json_out, "also write the result to this JSON file");
   train->callback([args] { bench_train(*args); });

@@ -15,6 +15,7 @@
 #include "bench.h"
 #include "vcycle/core/errors.h"
 #include "vcycle/models/attention.h"
+#include "vcycle/models/cpu_kernels.h"
 #include "vcycle/models/fused_attention.h"
 
 namespace vcycle::cli {
@@ -39,7 +40,7 @@ void bench_attention(const AttentionBenchOptions& o) {
     throw InputError("--precision must be fp32 or bf16, got '" + o.precision + "'");
   }
   const auto dtype = o.precision == "bf16" ? torch::kBFloat16 : torch::kFloat;
-  const AttentionKernels saved = attention_kernels();
+  const CpuKernels saved = cpu_kernels();
   nlohmann::json rows = nlohmann::json::array();
   std::cout << fmt::format("attention forward + backward, causal, {}, {} threads; {} rounds after {} warm-up, "
                            "fused and aten alternating\n",
@@ -52,12 +53,12 @@ void bench_attention(const AttentionBenchOptions& o) {
     // As SelfAttention makes them: strided views of one (B, T, 3, H, h) projection.
     auto qkv = torch::randn({s.batch, s.t, 3, s.heads, s.h}).to(dtype).requires_grad_();
     const auto grad_out = torch::randn({s.batch, s.heads, s.t, s.h}).to(dtype);
-    auto step = [&](AttentionKernels k) {
-      set_attention_kernels(AttentionKernels::aten);
+    auto step = [&](CpuKernels k) {
+      set_cpu_kernels(CpuKernels::aten);
       const auto t0 = std::chrono::steady_clock::now();
       const auto parts = qkv.permute({2, 0, 3, 1, 4}).unbind(0);
       // The fused kernel called directly: attention() would send bf16 to ATen.
-      const auto y = k == AttentionKernels::fused ? fused_attention(parts[0], parts[1], parts[2], /*causal=*/true)
+      const auto y = k == CpuKernels::fused ? fused_attention(parts[0], parts[1], parts[2], /*causal=*/true)
                                                   : attention(parts[0], parts[1], parts[2], /*causal=*/true);
       torch::autograd::grad({y}, {qkv}, {grad_out});
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -66,11 +67,11 @@ void bench_attention(const AttentionBenchOptions& o) {
     for (int r = 0; r < o.warmup + o.rounds; ++r) {
       double tf, ta;
       if (r % 2 == 0) {
-        tf = step(AttentionKernels::fused);
-        ta = step(AttentionKernels::aten);
+        tf = step(CpuKernels::fused);
+        ta = step(CpuKernels::aten);
       } else {
-        ta = step(AttentionKernels::aten);
-        tf = step(AttentionKernels::fused);
+        ta = step(CpuKernels::aten);
+        tf = step(CpuKernels::fused);
       }
       if (r < o.warmup) continue;
       fused.push_back(tf);
@@ -89,7 +90,7 @@ void bench_attention(const AttentionBenchOptions& o) {
                     {"aten_median_ms", 1e3 * ma},
                     {"ratio_median", mr}});
   }
-  set_attention_kernels(saved);
+  set_cpu_kernels(saved);
   write_json(o.json_out, {{"precision", o.precision}, {"threads", at::get_num_threads()}, {"rounds", o.rounds},
                           {"rows", rows}});
 }

@@ -11,7 +11,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/runtime.h"
 #include "vcycle/io/run_info.h"
-#include "vcycle/models/attention.h"
+#include "vcycle/models/cpu_kernels.h"
 
 namespace vcycle::cli {
 namespace {
@@ -52,7 +52,7 @@ int cli_main(int argc, char** argv) {
     return kExitBadInput;
   }
   try {
-    if (known) attention_kernels();  // a bad VCYCLE_ATTENTION fails here, before any work
+    if (known) cpu_kernels();  // a bad VCYCLE_KERNELS fails here, before any work
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);

@@ -32,21 +32,8 @@ TORCH_MODULE(SelfAttention);
 
 // softmax(q·kᵀ / sqrt(h))·v over (B, H, T, h) tensors; `causal` masks every future position (the
 // GPT decoder's attention). fp32 and fp64 CPU tensors take fused_attention (fused_attention.h)
-// unless the ATen kernels are chosen (below); other dtypes and devices, and the ATen kernels, take
+// unless the ATen kernels are chosen (cpu_kernels.h); other dtypes and devices, and the ATen kernels, take
 // LibTorch's SDPA on 2.x and the plain product on 1.13.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
-
-// Which kernels attention() runs on CPU tensors: vcycle's fused kernel, or LibTorch's ops (for A/B
-// measurements, and as an escape hatch). Process-wide; the first value comes from the environment
-// variable VCYCLE_ATTENTION (fused | aten; unset = fused), read on first use.
-enum class AttentionKernels {
-  fused,  // fused_attention: tiled, no T × T matrix
-  aten,   // LibTorch's ops, as on other devices
-};
-void set_attention_kernels(AttentionKernels kernels);
-AttentionKernels attention_kernels();  // InputError naming VCYCLE_ATTENTION if it holds another value
-// "fused" or "aten"; InputError listing the valid names otherwise. `what` names the source in the message.
-AttentionKernels parse_attention_kernels(const std::string& name, const std::string& what);
-std::string to_string(AttentionKernels kernels);
 
 }  // namespace vcycle

@@ -4,6 +4,7 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/loss.h>
 
+#include "vcycle/models/fused_gelu.h"
 #include "vcycle/models/lora.h"
 
 namespace vcycle {
@@ -39,7 +40,7 @@ torch::Tensor MlmHeadImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   // By registered name, so that lora::inject() can swap the layer (lora.h).
   // Under bf16 autocast the GELU output stays bf16, and LibTorch 1.13's CPU LayerNorm refuses an input
   // whose dtype differs from its weight's; the blocks never hit this, their residual sums are fp32.
-  auto z = ln->forward(torch::gelu(lora::linear_forward(*this, "dense", x)).to(ln->weight.scalar_type()));
+  auto z = ln->forward(vcycle::gelu(lora::linear_forward(*this, "dense", x)).to(ln->weight.scalar_type()));
   return torch::matmul(z, embedding.t()) + bias;
 }
 

@@ -1,0 +1,22 @@
+// Which kernels the built-in models run on CPU tensors: vcycle's fused kernels (fused_attention.h,
+// fused_gelu.h) or LibTorch's ops, for A/B measurements and as an escape hatch. Process-wide; the
+// first value comes from the environment variable VCYCLE_KERNELS (fused | aten; unset = fused), read
+// on first use.
+#pragma once
+
+#include <string>
+
+namespace vcycle {
+
+enum class CpuKernels {
+  fused,  // fused_attention (tiled, no T × T matrix) and fused_gelu
+  aten,   // LibTorch's ops, as on other devices
+};
+
+void set_cpu_kernels(CpuKernels kernels);
+CpuKernels cpu_kernels();  // InputError naming VCYCLE_KERNELS if it holds another value
+// "fused" or "aten"; InputError listing the valid names otherwise. `what` names the source in the message.
+CpuKernels parse_cpu_kernels(const std::string& name, const std::string& what);
+std::string to_string(CpuKernels kernels);
+
+}  // namespace vcycle
