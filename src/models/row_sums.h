@@ -1,4 +1,4 @@
-// Row sums for the fused CPU kernels (fused_attention.cpp, add_layer_norm.cpp): kLanes partial
+// Row sums for the fused CPU attention (fused_attention.cpp): kLanes partial
 // sums, so that the loops vectorise without reassociating (the compiler may not reorder a single
 // running sum), added up in a fixed order. Always inlined: fused_attention.cpp compiles its callers
 // once per target (target_clones), and the helpers must be compiled for each target with them.

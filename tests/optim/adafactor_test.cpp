@@ -197,7 +197,7 @@ TEST_CASE("Adafactor: save, load and continue equals an uninterrupted run, bitwi
   for (bool fused : {true, false}) {
     INFO((fused ? "fused kernels" : "ATen path"));
     Fused mode(fused);
-    Threads threads(2);
+    vcycle::test::ScopedThreads threads(2);
     check_resume_bitwise([](std::vector<torch::Tensor> p) { return std::make_unique<Adafactor>(p); }, shapes, 3, 3);
     check_resume_bitwise(
         [](std::vector<torch::Tensor> p) {

@@ -10,7 +10,7 @@
 #include "optim/helpers.h"
 
 TEST_CASE("optimizer benchmark: default and GPT-2-small shapes", "[.bench]") {
-  optim_test::Threads threads(2);
+  vcycle::test::ScopedThreads threads(2);
   for (bool fused : {true, false}) {
     optim_test::Fused mode(fused);
     std::cout << (fused ? "== fused CPU kernels (default)\n" : "== fused CPU kernels off: ATen path\n");

@@ -186,7 +186,7 @@ TEST_CASE("CAME: save, load and continue equals an uninterrupted run, bitwise", 
   for (bool fused : {true, false}) {
     INFO((fused ? "fused kernels" : "ATen path"));
     Fused mode(fused);
-    Threads threads(2);
+    vcycle::test::ScopedThreads threads(2);
     check_resume_bitwise(
         [](std::vector<torch::Tensor> p) {
           return std::make_unique<CAME>(p, CAMEOptions(1e-3).weight_decay(0.01));

@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include "test_util.h"
 #include "vcycle/optim.h"
 
 // After the torch headers: glog (pulled in by c10) defines its own CHECK, and Catch's must win.
@@ -42,13 +43,6 @@ inline void check_close(const torch::Tensor& actual, const std::vector<double>& 
     CHECK(a[i] == Approx(expected[i]).epsilon(rel).margin(abs));
   }
 }
-
-// Sets the intra-op thread count for a scope.
-struct Threads {
-  explicit Threads(int n) : saved(at::get_num_threads()) { at::set_num_threads(n); }
-  ~Threads() { at::set_num_threads(saved); }
-  int saved;
-};
 
 // Turns the fused CPU kernels off (or on) for a scope.
 struct Fused {
@@ -187,7 +181,7 @@ void check_fused_matches_aten(const Options& options) {
   Run run(shapes, 5, 3);
   auto with = [&](bool fused, int threads) -> std::vector<torch::Tensor> {
     Fused mode(fused);
-    Threads t(threads);
+    vcycle::test::ScopedThreads t(threads);
     auto p = run.fresh();
     Opt opt(p, options);
     for (int k = 0; k < 5; ++k) run.step(opt, p, k);

@@ -1,4 +1,4 @@
-// parallel_chunks (src/models/parallel_chunks.cpp), the fused kernels' parallel loop: every index
+// parallel_chunks (src/core/parallel_chunks.cpp), the fused kernels' parallel loop: every index
 // runs exactly once, on more than one thread when more are set, and nested calls finish.
 
 #include <atomic>
@@ -9,7 +9,7 @@
 
 #include <ATen/Parallel.h>
 
-#include "../../src/models/parallel_chunks.h"
+#include "../../src/core/parallel_chunks.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
