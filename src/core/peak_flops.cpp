@@ -168,6 +168,14 @@ void write_cached_peak(const std::string& file, const PeakFlops& peak) {
   write_file_atomic(file, doc.dump(2) + "\n");
 }
 
+PeakFlops as_bf16_peak(PeakFlops p) {
+  if (p.bf16_flops_per_s > 0) {
+    p.flops_per_s = p.bf16_flops_per_s;
+    p.detail = "best bf16 GEMM";
+  }
+  return p;
+}
+
 std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, bool bf16, std::string* note) {
   if (config_peak > 0) {
     PeakFlops p;
@@ -191,9 +199,7 @@ std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, bo
                                "--threads {}` measures it, or set train.peak_flops",
                                at::get_num_threads(), at::get_num_threads()));
       }
-      p->flops_per_s = p->bf16_flops_per_s;
-      p->detail = "best bf16 GEMM";
-      return p;
+      return as_bf16_peak(*p);
     }
   } catch (const InputError& e) {
     return say(std::string("no MFU: ") + e.what());  // a broken cache must not stop a run

@@ -119,7 +119,9 @@ PeakFlops bench_train_peak(double explicit_peak, double seconds, bool bf16) {
     return p;
   }
   const std::string file = peak_cache_file();
-  if (auto cached = resolve_peak(0, true, bf16)) return *cached;
+  // Without native bf16 there is no bf16 figure to wait for: the fp32 entry serves (and bounds) it.
+  const bool with_bf16 = cpu_has_bf16();
+  if (auto cached = resolve_peak(0, true, bf16 && with_bf16)) return *cached;
   // Square GEMMs alone: quick, and the best of them is the fp32 peak on every machine measured.
   // bf16 too where the CPU has it, so that the cached entry serves bf16 runs as well.
   const auto best_square = [&](c10::ScalarType dt, double budget) {
@@ -129,16 +131,11 @@ PeakFlops bench_train_peak(double explicit_peak, double seconds, bool bf16) {
       if (r.flops_per_s > best.flops_per_s) best = r;
     return best;
   };
-  const bool with_bf16 = cpu_has_bf16();
   const GemmRate fp32 = best_square(c10::kFloat, with_bf16 ? seconds / 2 : seconds);
   PeakFlops p{fp32.flops_per_s, PeakSource::measured, gemm_label(fp32), cpu_model_name(), at::get_num_threads(), torch_version(), ""};
   if (with_bf16) p.bf16_flops_per_s = best_square(c10::kBFloat16, seconds / 2).flops_per_s;
   if (!file.empty()) write_cached_peak(file, p);
-  if (bf16 && p.bf16_flops_per_s > 0) {
-    p.flops_per_s = p.bf16_flops_per_s;
-    p.detail = "best bf16 GEMM";
-  }
-  return p;
+  return bf16 ? as_bf16_peak(p) : p;
 }
 
 }  // namespace vcycle::cli

@@ -86,4 +86,7 @@ void write_cached_peak(const std::string& file, const PeakFlops& peak);
 std::optional<PeakFlops> resolve_peak(double config_peak, bool device_is_cpu, bool bf16 = false,
                                       std::string* note = nullptr);
 
+// p with its bf16 rate as the peak (a bf16 run's denominator); p unchanged where it has none.
+PeakFlops as_bf16_peak(PeakFlops p);
+
 }  // namespace vcycle
