@@ -173,4 +173,7 @@ namespace vcycle::test {
 ScopedThreads::ScopedThreads(int n) : saved(at::get_num_threads()) { at::set_num_threads(n); }
 ScopedThreads::~ScopedThreads() { at::set_num_threads(saved); }
 
+ScopedCpuKernels::ScopedCpuKernels(CpuKernels k) : saved(cpu_kernels()) { set_cpu_kernels(k); }
+ScopedCpuKernels::~ScopedCpuKernels() { set_cpu_kernels(saved); }
+
 }  // namespace vcycle::test

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "vcycle/models/cpu_kernels.h"
+
 namespace vcycle::test {
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
@@ -96,6 +98,15 @@ struct ScopedThreads {
   ScopedThreads(const ScopedThreads&) = delete;
   ScopedThreads& operator=(const ScopedThreads&) = delete;
   int saved;
+};
+
+// set_cpu_kernels for the scope (the fused CPU kernels against LibTorch's ops).
+struct ScopedCpuKernels {
+  explicit ScopedCpuKernels(CpuKernels k);
+  ~ScopedCpuKernels();
+  ScopedCpuKernels(const ScopedCpuKernels&) = delete;
+  ScopedCpuKernels& operator=(const ScopedCpuKernels&) = delete;
+  CpuKernels saved;
 };
 
 // Debian's Python interpreter, where python3-torch, -numpy and -sentencepiece (tools/install-deps.sh)

@@ -68,12 +68,6 @@ Diffs compare(const torch::Tensor& q, const torch::Tensor& k, const torch::Tenso
   return {max_diff(y, ry), max_diff(g[0], rg[0]), max_diff(g[1], rg[1]), max_diff(g[2], rg[2])};
 }
 
-struct Kernels {  // set_cpu_kernels for the scope
-  explicit Kernels(CpuKernels k) : saved(cpu_kernels()) { set_cpu_kernels(k); }
-  ~Kernels() { set_cpu_kernels(saved); }
-  CpuKernels saved;
-};
-
 }  // namespace
 
 TEST_CASE("fused attention matches the unfused product and its gradients in fp64", "[models][attention]") {
@@ -165,16 +159,16 @@ TEST_CASE("attention() takes the fused kernel for fp32 and fp64 on the CPU unles
   auto [q, k, v] = qkv(1, 2, 9, 8, torch::kDouble);
   const auto name = [&] { return attention(q, k, v, true).grad_fn()->name(); };
   {
-    Kernels kernels(CpuKernels::fused);
+    test::ScopedCpuKernels kernels(CpuKernels::fused);
     CHECK(name().find("FusedAttention") != std::string::npos);
   }
   {
-    Kernels kernels(CpuKernels::aten);
+    test::ScopedCpuKernels kernels(CpuKernels::aten);
     CHECK(name().find("FusedAttention") == std::string::npos);
   }
   {
     // bf16 stays on LibTorch's bf16 GEMMs even with the fused kernels chosen.
-    Kernels kernels(CpuKernels::fused);
+    test::ScopedCpuKernels kernels(CpuKernels::fused);
     const auto qb = q.to(torch::kBFloat16), kb = k.to(torch::kBFloat16), vb = v.to(torch::kBFloat16);
     CHECK(attention(qb, kb, vb, true).grad_fn()->name().find("FusedAttention") == std::string::npos);
   }
@@ -195,7 +189,7 @@ TEST_CASE("a GPT's loss and gradients are the same with the fused and the ATen C
   const auto y = torch::randint(0, cfg.vocab, {3, 70}, torch::kLong);
   const auto params = model->parameters();
   auto run = [&](CpuKernels k) {
-    Kernels kernels(k);
+    test::ScopedCpuKernels kernels(k);
     const auto loss = model->loss(x, y);
     auto grads = torch::autograd::grad({loss}, params);
     return std::make_pair(loss.item<double>(), grads);

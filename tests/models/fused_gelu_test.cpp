@@ -32,12 +32,6 @@ std::pair<torch::Tensor, torch::Tensor> value_and_grad(F f, const torch::Tensor&
   return {y.detach(), dx};
 }
 
-struct Kernels {  // set_cpu_kernels for the scope
-  explicit Kernels(CpuKernels k) : saved(cpu_kernels()) { set_cpu_kernels(k); }
-  ~Kernels() { set_cpu_kernels(saved); }
-  CpuKernels saved;
-};
-
 }  // namespace
 
 TEST_CASE("fused GELU and its gradient match torch::gelu in fp64", "[models][gelu]") {
@@ -100,13 +94,13 @@ TEST_CASE("vcycle::gelu takes the fused kernel for fp32 and fp64 on the CPU unle
   const auto x = torch::randn({4, 8}, torch::kFloat).requires_grad_(true);
   const auto node = [](const torch::Tensor& t) { return vcycle::gelu(t).grad_fn()->name(); };
   {
-    Kernels kernels(CpuKernels::fused);
+    test::ScopedCpuKernels kernels(CpuKernels::fused);
     CHECK(node(x).find("FusedGelu") != std::string::npos);
     CHECK(node(x.to(torch::kDouble)).find("FusedGelu") != std::string::npos);
     CHECK(node(x.to(torch::kBFloat16)).find("FusedGelu") == std::string::npos);  // bf16 stays on ATen
   }
   {
-    Kernels kernels(CpuKernels::aten);
+    test::ScopedCpuKernels kernels(CpuKernels::aten);
     CHECK(node(x).find("FusedGelu") == std::string::npos);
   }
   CHECK_THROWS_WITH(fused_gelu(torch::ones({2, 3}, torch::kInt)),
