@@ -1,5 +1,5 @@
 // Chunks of a loop on LibTorch's inter-op pool; see parallel_chunks.h.
-#include "parallel_chunks.h"
+#include "vcycle/core/parallel_chunks.h"
 
 #include <algorithm>
 #include <atomic>

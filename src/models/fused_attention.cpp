@@ -21,7 +21,7 @@
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
 
-#include "../core/parallel_chunks.h"
+#include "vcycle/core/parallel_chunks.h"
 #include "row_sums.h"
 #include "vec_math.h"
 

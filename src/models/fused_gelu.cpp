@@ -16,7 +16,7 @@
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
 
-#include "../core/parallel_chunks.h"
+#include "vcycle/core/parallel_chunks.h"
 #include "vcycle/models/cpu_kernels.h"
 #include "vec_math.h"
 

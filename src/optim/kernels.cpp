@@ -11,7 +11,7 @@
 #include <cmath>
 #include <vector>
 
-#include "../core/parallel_chunks.h"
+#include "vcycle/core/parallel_chunks.h"
 #include "vcycle/optim/fused.h"
 
 namespace vcycle::optim {
@@ -66,7 +66,7 @@ void for_each_block(int64_t count, int64_t entries, const F& f) {
     for (int64_t b = 0; b < count; ++b) f(b);
     return;
   }
-  // Not at::parallel_for: in vcycle's own sources it runs serially (parallel_chunks.h says why).
+  // Not at::parallel_for: in vcycle's own sources it runs serially (vcycle/core/parallel_chunks.h says why).
   parallel_chunks(count, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) f(b);
   });

@@ -9,7 +9,7 @@
 
 #include <ATen/Parallel.h>
 
-#include "../../src/core/parallel_chunks.h"
+#include "vcycle/core/parallel_chunks.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
