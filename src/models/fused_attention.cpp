@@ -22,14 +22,13 @@
 #include <torch/autograd.h>
 
 #include "vcycle/core/parallel_chunks.h"
-#include "row_sums.h"
 #include "vec_math.h"
 
 namespace vcycle {
 
 namespace {
 
-using row_sums::kLanes;
+constexpr int kLanes = 16;  // partial results of a row reduction (row_max, row_sum)
 
 constexpr int64_t kTileQ = 64;  // query rows per tile
 constexpr int64_t kTileK = 64;  // keys per tile
@@ -116,7 +115,10 @@ VCYCLE_INLINE void exp_weights(double* __restrict x, int64_t n, double shift) {
 
 // ---- row reductions ------------------------------------------------------------------------------
 
-// Max of x[0 .. n) in kLanes partial results (row_sums.h has the sum), so that the loop vectorises.
+// Row reductions in kLanes partial results, combined in a fixed order, so that the loops vectorise
+// without reassociating (the compiler may not reorder a single running sum).
+
+// Max of x[0 .. n).
 template <class T>
 VCYCLE_INLINE T row_max(const T* x, int64_t n) {
   T m = x[0];
@@ -130,6 +132,19 @@ VCYCLE_INLINE T row_max(const T* x, int64_t n) {
   }
   for (; j < n; ++j) m = std::max(m, x[j]);
   return m;
+}
+
+// Σ x[0 .. n): the lanes' sums added up lane 0 first.
+template <class T>
+VCYCLE_INLINE T row_sum(const T* __restrict x, int64_t n) {
+  T l[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int i = 0; i < kLanes; ++i) l[i] += x[j + i];
+  T s = 0;
+  for (int i = 0; i < kLanes; ++i) s += l[i];
+  for (; j < n; ++j) s += x[j];
+  return s;
 }
 
 // ---- shapes --------------------------------------------------------------------------------------
@@ -215,7 +230,7 @@ VCYCLE_INLINE void forward_tile_impl(const ForwardArgs<T>& a, int64_t item, Forw
       const T alpha = std::exp(m[r] - m_new);  // rescales what earlier key tiles accumulated
       exp_weights(sr, valid, m_new);
       std::fill(sr + valid, sr + cols, T(0));
-      l[r] = l[r] * alpha + row_sums::sum(sr, valid);
+      l[r] = l[r] * alpha + row_sum(sr, valid);
       m[r] = m_new;
       if (alpha != T(1)) {
         T* __restrict orow = o + r * h;
