@@ -33,11 +33,7 @@ torch::Tensor attention_aten(const torch::Tensor& q, const torch::Tensor& k, con
 }  // namespace
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
-  // fp32 and fp64 only: bf16 inputs (a `precision: bf16` run) are faster through LibTorch's bf16
-  // batched GEMMs on a CPU with bf16 units than through the fused kernel's float arithmetic
-  // (README, "CPU speed").
-  const auto full = [](const torch::Tensor& t) { return t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble; };
-  if (q.device().is_cpu() && full(q) && full(k) && full(v) && cpu_kernels() == CpuKernels::fused) {
+  if (fused_cpu_kernels_take(q) && fused_cpu_kernels_take(k) && fused_cpu_kernels_take(v)) {
     return fused_attention(q, k, v, causal);
   }
   return attention_aten(q, k, v, causal);

@@ -39,4 +39,9 @@ CpuKernels cpu_kernels() {
   return static_cast<CpuKernels>(k);
 }
 
+bool fused_cpu_kernels_take(const torch::Tensor& t) {
+  const auto st = t.scalar_type();
+  return t.device().is_cpu() && (st == torch::kFloat || st == torch::kDouble) && cpu_kernels() == CpuKernels::fused;
+}
+
 }  // namespace vcycle

@@ -141,9 +141,7 @@ torch::Tensor fused_gelu(const torch::Tensor& x) {
 }
 
 torch::Tensor gelu(const torch::Tensor& x) {
-  const bool full = x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble;
-  if (x.device().is_cpu() && full && cpu_kernels() == CpuKernels::fused) return fused_gelu(x);
-  return torch::gelu(x);
+  return fused_cpu_kernels_take(x) ? fused_gelu(x) : torch::gelu(x);
 }
 
 }  // namespace vcycle

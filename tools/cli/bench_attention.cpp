@@ -40,7 +40,10 @@ void bench_attention(const AttentionBenchOptions& o) {
     throw InputError("--precision must be fp32 or bf16, got '" + o.precision + "'");
   }
   const auto dtype = o.precision == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  // attention() below is the ATen side; the fused kernel is called directly, as attention() would
+  // send bf16 to ATen.
   const CpuKernels saved = cpu_kernels();
+  set_cpu_kernels(CpuKernels::aten);
   nlohmann::json rows = nlohmann::json::array();
   std::cout << fmt::format("attention forward + backward, causal, {}, {} threads; {} rounds after {} warm-up, "
                            "fused and aten alternating\n",
@@ -54,10 +57,8 @@ void bench_attention(const AttentionBenchOptions& o) {
     auto qkv = torch::randn({s.batch, s.t, 3, s.heads, s.h}).to(dtype).requires_grad_();
     const auto grad_out = torch::randn({s.batch, s.heads, s.t, s.h}).to(dtype);
     auto step = [&](CpuKernels k) {
-      set_cpu_kernels(CpuKernels::aten);
       const auto t0 = std::chrono::steady_clock::now();
       const auto parts = qkv.permute({2, 0, 3, 1, 4}).unbind(0);
-      // The fused kernel called directly: attention() would send bf16 to ATen.
       const auto y = k == CpuKernels::fused ? fused_attention(parts[0], parts[1], parts[2], /*causal=*/true)
                                                   : attention(parts[0], parts[1], parts[2], /*causal=*/true);
       torch::autograd::grad({y}, {qkv}, {grad_out});

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include <torch/types.h>
+
 namespace vcycle {
 
 enum class CpuKernels {
@@ -18,5 +20,10 @@ CpuKernels cpu_kernels();  // InputError naming VCYCLE_KERNELS if it holds anoth
 // "fused" or "aten"; InputError listing the valid names otherwise. `what` names the source in the message.
 CpuKernels parse_cpu_kernels(const std::string& name, const std::string& what);
 std::string to_string(CpuKernels kernels);
+
+// Whether a fused kernel takes `t`: a float or double CPU tensor while the fused kernels are on.
+// bf16 (a `precision: bf16` run) stays on LibTorch's ops, whose bf16 GEMMs beat the kernels' float
+// arithmetic on a CPU with bf16 units (README, "CPU speed").
+bool fused_cpu_kernels_take(const torch::Tensor& t);
 
 }  // namespace vcycle
