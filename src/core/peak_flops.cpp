@@ -16,6 +16,7 @@
 
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/core/runtime.h"
 
 namespace vcycle {
 
@@ -66,8 +67,10 @@ std::string cpuinfo_field(const std::string& key) {
   return "";
 }
 
-std::string cache_key(const std::string& cpu, int threads, const std::string& torch) {
-  return fmt::format("{} | {} threads | LibTorch {}", cpu, threads, torch);
+// The BLAS's kernels are part of the machine: OpenBLAS's Haswell and SkylakeX kernels differ 2x in
+// fp32 on an AVX-512 CPU (runtime.h), so a peak measured with one is no denominator for the other.
+std::string cache_key(const std::string& cpu, int threads, const std::string& torch, const std::string& blas) {
+  return fmt::format("{} | {} threads | LibTorch {} | BLAS {}", cpu, threads, torch, blas.empty() ? "other" : blas);
 }
 
 std::string utc_now() {
@@ -133,7 +136,7 @@ std::string peak_cache_file() {
 std::optional<PeakFlops> read_cached_peak(const std::string& file, int threads) {
   if (file.empty()) return std::nullopt;
   const json doc = read_cache_json(file);
-  const std::string key = cache_key(cpu_model_name(), threads, torch_version());
+  const std::string key = cache_key(cpu_model_name(), threads, torch_version(), openblas_core());
   if (!doc.contains(key)) return std::nullopt;
   try {
     const json& e = doc.at(key);
@@ -145,6 +148,7 @@ std::optional<PeakFlops> read_cached_peak(const std::string& file, int threads) 
     p.cpu = cpu_model_name();
     p.threads = threads;
     p.torch = torch_version();
+    p.blas = openblas_core();
     p.measured_at = e.value("measured_at", "");
     p.bf16_flops_per_s = e.value("bf16_flops_per_s", 0.0);
     return p;
@@ -160,7 +164,7 @@ void write_cached_peak(const std::string& file, const PeakFlops& peak) {
                 {"detail", peak.detail},
                 {"measured_at", peak.measured_at.empty() ? utc_now() : peak.measured_at}};
   if (peak.bf16_flops_per_s > 0) entry["bf16_flops_per_s"] = peak.bf16_flops_per_s;
-  doc[cache_key(peak.cpu, peak.threads, peak.torch)] = entry;
+  doc[cache_key(peak.cpu, peak.threads, peak.torch, peak.blas)] = entry;
   std::error_code ec;
   const fs::path dir = fs::path(file).parent_path();
   if (!dir.empty()) fs::create_directories(dir, ec);

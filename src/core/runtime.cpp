@@ -18,12 +18,25 @@ namespace {
 // which may be OpenBLAS (pthreads or OpenMP) or the reference BLAS, which has no threads.
 using SetThreads = void (*)(int);
 using GetThreads = int (*)();
+using GetCoreName = char* (*)();
 
 }  // namespace
 
 int blas_threads() {
   const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
   return get == nullptr ? 0 : get();
+}
+
+std::string openblas_core() {
+  const auto get = reinterpret_cast<GetCoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* name = get == nullptr ? nullptr : get();
+  return name == nullptr ? "" : name;
+}
+
+std::string blas_description() {
+  const std::string core = openblas_core();
+  if (core.empty()) return "not OpenBLAS";
+  return "OpenBLAS " + core + (std::getenv("OPENBLAS_CORETYPE") != nullptr ? " (OPENBLAS_CORETYPE)" : "");
 }
 
 int hardware_threads() {

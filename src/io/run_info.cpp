@@ -9,6 +9,7 @@
 
 #include "vcycle/core/file_fingerprint.h"
 #include "vcycle/core/file_util.h"
+#include "vcycle/core/runtime.h"
 #include "vcycle/core/yaml_util.h"
 #include "vcycle/io/checkpoint_model.h"
 #include "vcycle/version.h"
@@ -47,7 +48,8 @@ nlohmann::json run_info(const RunConfig& cfg) {
   nlohmann::json data = nlohmann::json::object();
   if (!cfg.data.train.empty()) data["train"] = data_file_info(cfg.data.train);
   if (!cfg.data.valid.empty()) data["valid"] = data_file_info(cfg.data.valid);
-  return {{"vcycle_version", vcycle_version()}, {"libtorch_version", libtorch_version()}, {"config", cfg.file},
+  return {{"vcycle_version", vcycle_version()}, {"libtorch_version", libtorch_version()},
+          {"blas", blas_description()}, {"config", cfg.file},
           {"data", data}};
 }
 

@@ -11,6 +11,7 @@
 #include "vcycle/core/errors.h"
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/peak_flops.h"
+#include "vcycle/core/runtime.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
@@ -39,11 +40,11 @@ TEST_CASE("time_gemm measures a positive rate over at least min_calls calls", "[
   CHECK(r.shape.name == "t");
 }
 
-TEST_CASE("the peak cache round-trips per CPU, thread count and LibTorch version", "[peak]") {
+TEST_CASE("the peak cache round-trips per CPU, thread count, LibTorch version and OpenBLAS kernels", "[peak]") {
   test::TempDir dir("peak_cache");
   const std::string file = dir.str("sub/peak_flops.json");
   CHECK_FALSE(read_cached_peak(file, 2));  // no file yet
-  PeakFlops p{1.5e11, PeakSource::measured, "square 1024 fp32", cpu_model_name(), 2, torch_version(), ""};
+  PeakFlops p{1.5e11, PeakSource::measured, "square 1024 fp32", cpu_model_name(), 2, torch_version(), openblas_core(), ""};
   write_cached_peak(file, p);  // creates sub/
   PeakFlops other = p;
   other.threads = 1;
@@ -64,6 +65,14 @@ TEST_CASE("the peak cache round-trips per CPU, thread count and LibTorch version
   foreign.threads = 5;
   write_cached_peak(file, foreign);
   CHECK_FALSE(read_cached_peak(file, 5));
+  // Nor is a peak measured with other OpenBLAS kernels (OPENBLAS_CORETYPE moves fp32 GEMMs 2x).
+  PeakFlops other_kernels = p;
+  other_kernels.blas = openblas_core() + "-other";
+  other_kernels.threads = 6;
+  write_cached_peak(file, other_kernels);
+  CHECK_FALSE(read_cached_peak(file, 6));
+  REQUIRE(read_cached_peak(file, 2));
+  CHECK(read_cached_peak(file, 2)->blas == openblas_core());
 
   test::write_text(file, "not json");
   CHECK_THROWS_AS(read_cached_peak(file, 2), InputError);
@@ -83,7 +92,7 @@ TEST_CASE("a run's peak: the config's, else the cache's on a CPU, else none with
   CHECK(cfg->flops_per_s == 2e12);
   CHECK(to_string(cfg->source) == "config");
 
-  write_cached_peak(peak_cache_file(), {9e10, PeakSource::measured, "x", cpu_model_name(), at::get_num_threads(), torch_version(), ""});
+  write_cached_peak(peak_cache_file(), {9e10, PeakSource::measured, "x", cpu_model_name(), at::get_num_threads(), torch_version(), openblas_core(), ""});
   const auto cached = resolve_peak(0, true);
   REQUIRE(cached);
   CHECK(cached->flops_per_s == 9e10);
@@ -92,7 +101,7 @@ TEST_CASE("a run's peak: the config's, else the cache's on a CPU, else none with
   // MFU would read about twice too high.
   CHECK_FALSE(resolve_peak(0, true, true, &note));
   CHECK(note.find("no bf16 figure") != std::string::npos);
-  PeakFlops both{9e10, PeakSource::measured, "x", cpu_model_name(), at::get_num_threads(), torch_version(), ""};
+  PeakFlops both{9e10, PeakSource::measured, "x", cpu_model_name(), at::get_num_threads(), torch_version(), openblas_core(), ""};
   both.bf16_flops_per_s = 2e11;
   write_cached_peak(peak_cache_file(), both);
   CHECK(resolve_peak(0, true, true)->flops_per_s == 2e11);

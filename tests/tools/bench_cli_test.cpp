@@ -10,6 +10,7 @@
 
 #include "test_util.h"
 #include "vcycle/core/peak_flops.h"
+#include "vcycle/core/runtime.h"
 
 // Catch last: LibTorch pulls in glog, whose CHECK macro must not replace Catch's.
 #include <catch2/catch.hpp>
@@ -41,6 +42,7 @@ TEST_CASE("bench peak prints the GEMM table and caches the best fp32 rate which 
   REQUIRE(cache.size() == 1);
   const json& entry = cache.begin().value();
   CHECK(cache.begin().key().find("| 1 threads | LibTorch ") != std::string::npos);
+  CHECK(cache.begin().key().find("| BLAS " + openblas_core()) != std::string::npos);
   CHECK(entry["flops_per_s"].get<double>() == Approx(peak).epsilon(0.01));
 
   // bench train at the same thread count takes the cached peak.

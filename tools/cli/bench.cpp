@@ -157,9 +157,9 @@ void bench_train(const TrainArgs& a) {
   // The fused kernels take fp32 CPU tensors only (bf16 runs go to ATen).
   const std::string kernels_label =
       ab ? "ab" : device.is_cpu() && precision == Precision::fp32 ? to_string(kernels) : "aten";
-  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads, kernels {}\n", a.size,
-                           cfg.layers, cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision),
-                           at::get_num_threads(), kernels_label);
+  std::cout << fmt::format("model {} ({} layers, d {}, context {}), batch {}, {} {}, {} threads, kernels {}, {}\n",
+                           a.size, cfg.layers, cfg.hidden, cfg.context, a.batch, device.str(), to_string(precision),
+                           at::get_num_threads(), kernels_label, blas_description());
   if (ab) {
     bench_train_ab(ab_times[0], ab_times[1], a.json_out);
     return;
@@ -179,6 +179,7 @@ void bench_train(const TrainArgs& a) {
                               {"precision", to_string(precision)},
                               {"kernels", kernels_label},
                               {"threads", at::get_num_threads()},
+                              {"blas", blas_description()},
                               {"steps", a.steps},
                               {"median_step_s", step_s},
                               {"tokens_per_s", tokens / step_s},

@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/core/runtime.h"
 
 namespace vcycle::cli {
 
@@ -86,11 +87,12 @@ PeakFlops bench_peak(const PeakOptions& o) {
   p.cpu = cpu_model_name();
   p.threads = at::get_num_threads();
   p.torch = torch_version();
+  p.blas = openblas_core();
   if (const GemmRate* b = best_of(c10::kBFloat16)) p.bf16_flops_per_s = b->flops_per_s;
   if (!o.quiet) {
-    std::cout << fmt::format("GEMM peak: {}, {} threads, LibTorch {}; model {} at {} rows (batch {} x context {}); "
+    std::cout << fmt::format("GEMM peak: {}, {} threads, LibTorch {}, {}; model {} at {} rows (batch {} x context {}); "
                              "median call of each\n",
-                             p.cpu, p.threads, p.torch, o.model, batch * cfg.context, batch, cfg.context);
+                             p.cpu, p.threads, p.torch, blas_description(), o.model, batch * cfg.context, batch, cfg.context);
     std::cout << fmt::format("{:<18} {:>7} {:>7} {:>7} {:>5} {:>10} {:>6}\n", "gemm", "m", "n", "k", "dtype", "GFLOP/s", "calls");
     for (const auto& r : rates) {
       std::cout << fmt::format("{:<18} {:>7} {:>7} {:>7} {:>5} {:>10.1f} {:>6}\n", r.shape.name, r.shape.m, r.shape.n,
@@ -132,7 +134,7 @@ PeakFlops bench_train_peak(double explicit_peak, double seconds, bool bf16) {
     return best;
   };
   const GemmRate fp32 = best_square(c10::kFloat, with_bf16 ? seconds / 2 : seconds);
-  PeakFlops p{fp32.flops_per_s, PeakSource::measured, gemm_label(fp32), cpu_model_name(), at::get_num_threads(), torch_version(), ""};
+  PeakFlops p{fp32.flops_per_s, PeakSource::measured, gemm_label(fp32), cpu_model_name(), at::get_num_threads(), torch_version(), openblas_core(), ""};
   if (with_bf16) p.bf16_flops_per_s = best_square(c10::kBFloat16, seconds / 2).flops_per_s;
   if (!file.empty()) write_cached_peak(file, p);
   return bf16 ? as_bf16_peak(p) : p;

@@ -31,7 +31,7 @@ int cli_main(int argc, char** argv) {
   CLI::App app{"vcycle — train transformers cheaper with multi-level V-cycles (Zou et al., ICLR 2024)", program};
   app.require_subcommand(1);
   app.fallthrough();
-  app.set_version_flag("--version", program + " " + vcycle_version() + " (LibTorch " + libtorch_version() + ")");
+  app.set_version_flag("--version", program + " " + vcycle_version() + " (LibTorch " + libtorch_version() + ", " + blas_description() + ")");
   cli::add_prepare_command(app);
   cli::add_train_commands(app);
   cli::add_bench_command(app);

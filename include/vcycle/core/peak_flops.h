@@ -3,7 +3,7 @@
 // MFU = model FLOP/s (flops.h's formula, over training time) / peak FLOP/s. The peak is the best
 // fp32 GEMM rate measured on this machine (`vcycle bench peak`), at the model's own GEMM shapes
 // and at square sizes. It is cached per machine in one JSON file, keyed by CPU model, intra-op
-// threads and LibTorch version, so that a training run can report MFU without measuring anything:
+// threads, LibTorch version and OpenBLAS kernel family, so that a training run can report MFU without measuring anything:
 //
 //   $VCYCLE_CACHE_DIR/peak_flops.json, else $XDG_CACHE_HOME/vcycle/..., else ~/.cache/vcycle/...
 //
@@ -63,6 +63,7 @@ struct PeakFlops {
   std::string cpu;         // cpu_model_name() at measurement
   int threads = 0;         // intra-op threads at measurement
   std::string torch;       // torch_version() at measurement
+  std::string blas;        // openblas_core() at measurement (core/runtime.h); "" for another BLAS
   std::string measured_at; // UTC, ISO 8601
   double bf16_flops_per_s = 0;  // the best bf16 GEMM rate; 0 = not measured (no native bf16)
 };

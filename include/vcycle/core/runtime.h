@@ -6,6 +6,8 @@
 // program re-executes itself once with it set (`ensure_omp_wait_policy`).
 #pragma once
 
+#include <string>
+
 namespace vcycle {
 
 // Sets intra-op threads (<= 0: all cores), OpenBLAS's threads to the same number, and the malloc
@@ -14,6 +16,15 @@ void runtime_init(int threads);
 
 // OpenBLAS's thread count; 0 when LibTorch's BLAS is not OpenBLAS.
 int blas_threads();
+
+// OpenBLAS's kernel family as it names it ("Haswell", "SkylakeX"); "" when LibTorch's BLAS is not
+// OpenBLAS. OpenBLAS picks it when it loads, from the CPU or from OPENBLAS_CORETYPE; on an AVX-512 CPU
+// its fp32 GEMMs run 1.9x faster with an AVX-512 family than with Haswell's (README "CPU speed").
+std::string openblas_core();
+
+// For logs and run_info.json: "OpenBLAS SkylakeX", "OpenBLAS Haswell (OPENBLAS_CORETYPE)" when the
+// environment chose it, or "not OpenBLAS".
+std::string blas_description();
 
 // If OMP_WAIT_POLICY is unset, sets it to PASSIVE and re-executes the current program with the
 // same arguments (returns only if re-execution is impossible). Call first thing in main().
