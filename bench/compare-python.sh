@@ -2,7 +2,8 @@
 # Training tokens/s of vcycle (`vcycle bench train`) against the same GPT and step written in Python
 # with Debian's python3-torch (bench/train_gpt.py; the same LibTorch 1.13), measured in one run.
 # Python runs twice per round: as a user would start it, and with vcycle's runtime settings
-# (OMP_WAIT_POLICY=PASSIVE before start, glibc malloc thresholds). Each precision is measured: fp32,
+# (OMP_WAIT_POLICY=PASSIVE before start, glibc malloc thresholds, and OpenBLAS's OpenMP build where
+# vcycle loads it: see `vcycle --version`). Each precision is measured: fp32,
 # and bf16 (autocast forward, on both sides) where the CPU has native bf16, which is then vcycle's
 # default. All runs alternate for ROUNDS rounds so that drift in machine load hits all of them;
 # ratios are of the medians over rounds.
@@ -23,6 +24,11 @@ esac
 /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "python3-torch missing: apt-get install python3-torch" >&2; exit 2; }
 precisions=(fp32)
 grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && precisions+=(bf16)
+tuned_env=(OMP_WAIT_POLICY=PASSIVE)
+version=$("$bin" --version)
+openmp_dir=$(ls -d /usr/lib/*/openblas-openmp 2>/dev/null | head -n 1)
+[[ $version == *", OpenMP"* && -n $openmp_dir ]] && tuned_env+=(LD_LIBRARY_PATH="$openmp_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+echo "$version; python tuned: ${tuned_env[*]}"
 rate() { sed -n 's/.*: \([0-9]*\) tokens\/s.*/\1/p'; }
 declare -A runs
 for ((r = 1; r <= rounds; r++)); do
@@ -30,7 +36,7 @@ for ((r = 1; r <= rounds; r++)); do
   for p in "${precisions[@]}"; do
     c=$("$bin" bench train "${args[@]}" --threads "$threads" --precision "$p" | rate)
     y=$(env -u OMP_WAIT_POLICY /usr/bin/python3 bench/train_gpt.py "${args[@]}" --threads "$threads" --precision "$p" | rate)
-    t=$(OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/train_gpt.py "${args[@]}" --threads "$threads" --precision "$p" --tuned | rate)
+    t=$(env "${tuned_env[@]}" /usr/bin/python3 bench/train_gpt.py "${args[@]}" --threads "$threads" --precision "$p" --tuned | rate)
     runs[$p.vcycle]+="$c " runs[$p.python]+="$y " runs[$p.tuned]+="$t "
     line+=" $p: vcycle $c, python $y, python tuned $t |"
   done

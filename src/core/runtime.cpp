@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -19,6 +20,7 @@ namespace {
 using SetThreads = void (*)(int);
 using GetThreads = int (*)();
 using GetCoreName = char* (*)();
+using GetParallel = int (*)();
 
 }  // namespace
 
@@ -33,10 +35,34 @@ std::string openblas_core() {
   return name == nullptr ? "" : name;
 }
 
+std::string openblas_threading() {
+  const auto get = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  if (get == nullptr) return "";
+  switch (get()) {
+    case 1: return "pthreads";
+    case 2: return "OpenMP";
+    default: return "none";
+  }
+}
+
 std::string blas_description() {
   const std::string core = openblas_core();
   if (core.empty()) return "not OpenBLAS";
-  return "OpenBLAS " + core + (std::getenv("OPENBLAS_CORETYPE") != nullptr ? " (OPENBLAS_CORETYPE)" : "");
+  return "OpenBLAS " + core + ", " + openblas_threading() +
+         (std::getenv("OPENBLAS_CORETYPE") != nullptr ? " (core from OPENBLAS_CORETYPE)" : "");
+}
+
+std::string openmp_openblas_dir() {
+  if (openblas_threading() != "pthreads") return "";
+  Dl_info info{};
+  const void* symbol = dlsym(RTLD_DEFAULT, "openblas_get_parallel");
+  if (symbol == nullptr || dladdr(symbol, &info) == 0 || info.dli_fname == nullptr) return "";
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path dir = fs::canonical(info.dli_fname, ec).parent_path();
+  if (ec || dir.filename() != "openblas-pthread") return "";
+  const fs::path openmp = dir.parent_path() / "openblas-openmp";
+  return fs::exists(openmp / "libblas.so.3", ec) ? openmp.string() : "";
 }
 
 int hardware_threads() {
@@ -57,10 +83,21 @@ void runtime_init(int threads) {
   if (const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
 }
 
-void ensure_omp_wait_policy(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);  // only returns on failure: carry on with the default policy
+void ensure_runtime_env(char** argv) {
+  bool changed = false;
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    changed = true;
+  }
+  const char* opt_out = std::getenv("VCYCLE_OPENBLAS_OPENMP");
+  const std::string dir = opt_out != nullptr && std::string(opt_out) == "0" ? "" : openmp_openblas_dir();
+  const char* path = std::getenv("LD_LIBRARY_PATH");
+  // A path that already names the directory means the swap was tried and did not take: no loop.
+  if (!dir.empty() && (path == nullptr || std::string(path).find(dir) == std::string::npos)) {
+    setenv("LD_LIBRARY_PATH", (path != nullptr && *path != '\0' ? dir + ":" + path : dir).c_str(), 1);
+    changed = true;
+  }
+  if (changed) execv("/proc/self/exe", argv);  // only returns on failure: carry on as started
 }
 
 }  // namespace vcycle

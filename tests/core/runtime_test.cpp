@@ -20,13 +20,27 @@ TEST_CASE("runtime_init sets LibTorch's and OpenBLAS's threads to the same count
   vcycle::runtime_init(before);
 }
 
-TEST_CASE("openblas_core names the kernels OPENBLAS_CORETYPE asks for, and the program reports them", "[runtime][cli]") {
-  // The peak cache is keyed by this name (peak_flops.h), so it must follow the environment.
+TEST_CASE("the program names its OpenBLAS kernels and threading, and loads OpenBLAS's OpenMP build where it can",
+          "[runtime][cli]") {
+  // The peak cache is keyed by the kernels' name (peak_flops.h), so it must follow the environment.
   vcycle::test::ScopedEnv pinned("OPENBLAS_CORETYPE", "Haswell");
-  const auto r = vcycle::test::run_cli({"--version"});
-  REQUIRE(r.exit_code == 0);
-  INFO(r.output);
-  CHECK(r.output.find("OpenBLAS Haswell (OPENBLAS_CORETYPE))") != std::string::npos);
-  CHECK(!vcycle::openblas_core().empty());
-  CHECK(vcycle::blas_description().rfind("OpenBLAS " + vcycle::openblas_core(), 0) == 0);
+  const std::string threading = vcycle::openblas_threading();
+  REQUIRE(!threading.empty());
+  CHECK(vcycle::blas_description() == "OpenBLAS Haswell, " + threading + " (core from OPENBLAS_CORETYPE)");
+  {
+    const auto r = vcycle::test::run_cli({"--version"});
+    REQUIRE(r.exit_code == 0);
+    INFO(r.output);
+    // Debian's pthreads build is swapped for the OpenMP one where both are installed.
+    const bool openmp = threading == "OpenMP" || !vcycle::openmp_openblas_dir().empty();
+    CHECK(r.output.find(std::string("OpenBLAS Haswell, ") + (openmp ? "OpenMP" : threading) +
+                        " (core from OPENBLAS_CORETYPE))") != std::string::npos);
+  }
+  {
+    vcycle::test::ScopedEnv keep("VCYCLE_OPENBLAS_OPENMP", "0");
+    const auto r = vcycle::test::run_cli({"--version"});
+    REQUIRE(r.exit_code == 0);
+    INFO(r.output);
+    CHECK(r.output.find("OpenBLAS Haswell, " + threading + " (core") != std::string::npos);
+  }
 }

@@ -24,7 +24,7 @@ const std::vector<std::string>& command_line_arguments() { return g_arguments; }
 namespace vcycle {
 
 int cli_main(int argc, char** argv) {
-  ensure_omp_wait_policy(argv);
+  ensure_runtime_env(argv);
   cli::set_command_line(argc, argv);
   // Messages name the program that runs: `vcycle`, or a user's program built on this function.
   const std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "vcycle";
