@@ -81,7 +81,7 @@ void all_reduce(const TrainingContext& ctx, const std::vector<torch::Tensor>& pa
 StepResult train_step(const TrainingContext& ctx, torch::optim::Optimizer& optimizer,
                       const std::vector<torch::Tensor>& params, const StepSpec& spec) {
   optim::set_learning_rate(optimizer, spec.lr);
-  optimizer.zero_grad();
+  optim::clear_grads(optimizer);
   StepResult r = backward_pieces(ctx, spec);
   if (ctx.dist.distributed()) all_reduce(ctx, params, spec.where, r);
   const double max_norm = spec.max_grad_norm > 0 ? spec.max_grad_norm : std::numeric_limits<double>::infinity();

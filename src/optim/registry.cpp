@@ -486,6 +486,11 @@ void set_learning_rate(torch::optim::Optimizer& opt, double lr) {
   }
 }
 
+void clear_grads(torch::optim::Optimizer& opt) {
+  for (auto& group : opt.param_groups())
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+}
+
 std::string save_state(torch::optim::Optimizer& opt) {
   torch::serialize::OutputArchive archive;
   opt.save(archive);

@@ -1,6 +1,6 @@
 // `vcycle bench train`: training throughput (tokens/s, model FLOP/s and MFU) of the built-in GPT at
 // a named size, on random tokens, after warm-up; the median of timed steps. A step is the trainer's:
-// zero_grad, loss, backward, global-norm clip, AdamW. bench/train_gpt.py is the same model and step
+// clear the gradients, loss, backward, global-norm clip, AdamW. bench/train_gpt.py is the same model and step
 // in Python. `--profile` breaks a step down by component instead (bench_profile.cpp); `bench peak`
 // measures the GEMM peak MFU is against (bench_peak.cpp); `bench optim` times the optimizers.
 #include <algorithm>
@@ -23,12 +23,13 @@
 #include "vcycle/core/file_util.h"
 #include "vcycle/core/flops.h"
 #include "vcycle/core/precision.h"
+#include "vcycle/core/runtime.h"
 #include "vcycle/models/attention.h"
 #include "vcycle/models/cpu_kernels.h"
 #include "vcycle/models/gpt/gpt.h"
 #include "vcycle/models/registry.h"
 #include "vcycle/optim/bench.h"
-#include "vcycle/core/runtime.h"
+#include "vcycle/optim/registry.h"
 
 namespace vcycle::cli {
 
@@ -135,7 +136,7 @@ void bench_train(const TrainArgs& a) {
     const int which = ((i / 2) % 2 == 0) == (i % 2 == 0) ? 0 : 1;
     if (ab) set_cpu_kernels(static_cast<CpuKernels>(which));
     const auto t0 = std::chrono::steady_clock::now();
-    opt.zero_grad();
+    optim::clear_grads(opt);
     torch::Tensor loss;
     {
       AutocastGuard autocast(precision, device);

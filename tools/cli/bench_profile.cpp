@@ -19,6 +19,7 @@
 
 #include "bench.h"
 #include "vcycle/core/errors.h"
+#include "vcycle/optim/registry.h"
 
 namespace vcycle::cli {
 
@@ -108,7 +109,7 @@ void bench_profile(const GPTConfig& cfg, const std::string& name, Precision prec
     }
     {
       RECORD_USER_SCOPE(kOptimizerScope);
-      opt.zero_grad();
+      optim::clear_grads(opt);
     }
     torch::Tensor loss;
     {

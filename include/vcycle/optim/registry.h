@@ -112,6 +112,12 @@ int64_t state_bytes(const torch::optim::Optimizer& opt);
 // Throws std::invalid_argument for a negative or non-finite lr.
 void set_learning_rate(torch::optim::Optimizer& opt, double lr);
 
+// Leaves every parameter of `opt` without a gradient, where LibTorch 1.13's zero_grad() fills them
+// with zeros (2.x's default does the same as this): backward then hands its fresh gradient over
+// instead of adding it to zeros, which saves two passes over the parameters per step. The values
+// after backward are the same; optimizers skip a parameter without a gradient.
+void clear_grads(torch::optim::Optimizer& opt);
+
 // Saves / loads optimizer state to / from a byte string (a torch::serialize archive), for
 // checkpoints. load_state() throws vcycle::InputError when the bytes are not an archive of this
 // optimizer's type and parameter groups.
