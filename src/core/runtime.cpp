@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <limits>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 #include <ATen/Parallel.h>
