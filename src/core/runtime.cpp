@@ -16,28 +16,29 @@ namespace vcycle {
 
 namespace {
 
-// OpenBLAS's own thread count, found at run time: LibTorch reaches the BLAS through libblas.so.3,
-// which may be OpenBLAS (pthreads or OpenMP) or the reference BLAS, which has no threads.
-using SetThreads = void (*)(int);
-using GetThreads = int (*)();
-using GetCoreName = char* (*)();
-using GetParallel = int (*)();
+// An OpenBLAS function of type F, or nullptr when the BLAS has none: found at run time, since
+// LibTorch reaches the BLAS through libblas.so.3, which may be OpenBLAS (pthreads or OpenMP) or the
+// reference BLAS.
+template <class F>
+F openblas_fn(const char* name) {
+  return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+}
 
 }  // namespace
 
 int blas_threads() {
-  const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const auto get = openblas_fn<int (*)()>("openblas_get_num_threads");
   return get == nullptr ? 0 : get();
 }
 
 std::string openblas_core() {
-  const auto get = reinterpret_cast<GetCoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const auto get = openblas_fn<char* (*)()>("openblas_get_corename");
   const char* name = get == nullptr ? nullptr : get();
   return name == nullptr ? "" : name;
 }
 
 std::string openblas_threading() {
-  const auto get = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  const auto get = openblas_fn<int (*)()>("openblas_get_parallel");
   if (get == nullptr) return "";
   switch (get()) {
     case 1: return "pthreads";
@@ -83,7 +84,7 @@ void runtime_init(int threads) {
   // at::set_num_threads does not reach OpenBLAS's pthreads pool, which starts with one thread per
   // core: a `threads: 1` run then multiplied matrices on every core, and OpenBLAS's idle workers
   // spin (sched_yield) after each product against the OpenMP threads of the element-wise ops.
-  if (const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+  if (const auto set = openblas_fn<void (*)(int)>("openblas_set_num_threads")) set(n);
 }
 
 void ensure_runtime_env(char** argv) {
