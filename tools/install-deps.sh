@@ -2,7 +2,7 @@
 # Installs vcycle's build and run dependencies from Debian/Ubuntu packages (needs root or sudo).
 # Skips apt entirely when everything is already installed.
 set -euo pipefail
-packages=(cmake ninja-build g++ ccache libtorch-dev libgloo-dev libyaml-cpp-dev libfmt-dev catch2 libopenblas0-openmp
+packages=(cmake ninja-build g++ ccache libtorch-dev libgloo-dev libyaml-cpp-dev libfmt-dev catch2 libopenblas0-openmp libopenblas0-pthread
           libcli11-dev nlohmann-json3-dev zlib1g-dev gnuplot-nox r-cran-janeaustenr bible-kjv dataset-fashion-mnist
           libsentencepiece-dev python3-torch python3-numpy python3-sentencepiece)  # python3-*: independent checks in the tests (export, tokenizer)
 missing=()

@@ -16,8 +16,8 @@ namespace vcycle {
 // (core/errors.h). Errors are printed to stderr prefixed with the program's name; nothing throws.
 //
 // It may re-execute the program (/proc/self/exe, the same argv) once to set OMP_WAIT_POLICY=PASSIVE
-// and to load OpenBLAS's OpenMP build (core/runtime.h, ensure_runtime_env), and `--nproc N` starts N copies of the program as
-// workers: call it from main, after every register_model, before anything else that matters.
+// (core/runtime.h, ensure_runtime_env), and `--nproc N` starts N copies of the program as workers:
+// call it from main, after every register_model, before anything else that matters.
 int cli_main(int argc, char** argv);
 
 }  // namespace vcycle

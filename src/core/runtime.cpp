@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <limits>
 #include <thread>
 
@@ -54,19 +53,6 @@ std::string blas_description() {
          (std::getenv("OPENBLAS_CORETYPE") != nullptr ? " (core from OPENBLAS_CORETYPE)" : "");
 }
 
-std::string openmp_openblas_dir() {
-  if (openblas_threading() != "pthreads") return "";
-  Dl_info info{};
-  const void* symbol = dlsym(RTLD_DEFAULT, "openblas_get_parallel");
-  if (symbol == nullptr || dladdr(symbol, &info) == 0 || info.dli_fname == nullptr) return "";
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path dir = fs::canonical(info.dli_fname, ec).parent_path();
-  if (ec || dir.filename() != "openblas-pthread") return "";
-  const fs::path openmp = dir.parent_path() / "openblas-openmp";
-  return fs::exists(openmp / "libblas.so.3", ec) ? openmp.string() : "";
-}
-
 int hardware_threads() {
   unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
@@ -88,20 +74,9 @@ void runtime_init(int threads) {
 }
 
 void ensure_runtime_env(char** argv) {
-  bool changed = false;
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    changed = true;
-  }
-  const char* opt_out = std::getenv("VCYCLE_OPENBLAS_OPENMP");
-  const std::string dir = opt_out != nullptr && std::string(opt_out) == "0" ? "" : openmp_openblas_dir();
-  const char* path = std::getenv("LD_LIBRARY_PATH");
-  // A path that already names the directory means the swap was tried and did not take: no loop.
-  if (!dir.empty() && (path == nullptr || std::string(path).find(dir) == std::string::npos)) {
-    setenv("LD_LIBRARY_PATH", (path != nullptr && *path != '\0' ? dir + ":" + path : dir).c_str(), 1);
-    changed = true;
-  }
-  if (changed) execv("/proc/self/exe", argv);  // only returns on failure: carry on as started
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // only returns on failure: carry on as started
 }
 
 }  // namespace vcycle

@@ -46,10 +46,8 @@ Result cli(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  // cli_main re-executes /proc/self/exe when the environment lacks its runtime settings; here that
-  // is the test binary, so the environment must be settled already: OMP_WAIT_POLICY comes from
-  // ctest, and the loaded OpenBLAS stays.
-  vcycle::test::ScopedEnv keep_blas("VCYCLE_OPENBLAS_OPENMP", "0");
+  // cli_main re-executes /proc/self/exe when OMP_WAIT_POLICY is unset; here that is the test binary.
+  vcycle::test::ScopedEnv wait_policy("OMP_WAIT_POLICY", "PASSIVE");
   std::ostringstream err;
   auto* old = std::cerr.rdbuf(err.rdbuf());
   const int code = vcycle::cli_main(static_cast<int>(args.size()), argv.data());

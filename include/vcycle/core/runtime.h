@@ -3,10 +3,11 @@
 // Measured on a 2-core machine (see README "CPU speed"): OpenBLAS + passive OpenMP waiting +
 // glibc malloc thresholds raise training throughput by ~2.5x over LibTorch's defaults, and
 // OpenBLAS's OpenMP build instead of its pthreads build by another 1.07x (default GPT, fp32) to
-// 1.2x (GPT-2 small): the pthreads build's idle workers spin in sched_yield against the OpenMP
-// threads of LibTorch's element-wise ops. `OMP_WAIT_POLICY` is read when the OpenMP runtime starts
-// and the BLAS is loaded before main, so the command-line program re-executes itself once with
-// both set (`ensure_runtime_env`).
+// 1.26x (GPT-2 small): the pthreads build's idle workers spin in sched_yield against the OpenMP
+// threads of LibTorch's element-wise ops. The build links the programs to the OpenMP build where it
+// is installed (CMakeLists.txt, VCYCLE_OPENMP_BLAS). `OMP_WAIT_POLICY` is read when the OpenMP
+// runtime starts, before main, so the command-line program re-executes itself once with it set
+// (`ensure_runtime_env`).
 #pragma once
 
 #include <string>
@@ -32,15 +33,9 @@ std::string openblas_threading();
 // (core from OPENBLAS_CORETYPE)" when the environment chose the kernels, or "not OpenBLAS".
 std::string blas_description();
 
-// The directory of OpenBLAS's OpenMP build (libblas.so.3) beside the loaded pthreads build, as
-// Debian and Ubuntu install them (.../openblas-pthread/ and .../openblas-openmp/); "" when the loaded
-// BLAS is not OpenBLAS's pthreads build or no OpenMP build sits beside it.
-std::string openmp_openblas_dir();
-
-// Sets OMP_WAIT_POLICY=PASSIVE where it is unset and, unless VCYCLE_OPENBLAS_OPENMP=0, puts
-// openmp_openblas_dir() first on LD_LIBRARY_PATH; re-executes the current program with the same
-// arguments if it changed either (returns only if it changed nothing or re-execution is
-// impossible). Call first thing in main().
+// Sets OMP_WAIT_POLICY=PASSIVE where it is unset and re-executes the current program with the same
+// arguments (returns only if it was set already or re-execution is impossible). Call first thing in
+// main().
 void ensure_runtime_env(char** argv);
 
 // Number of hardware threads.
