@@ -90,11 +90,11 @@ def main():
     a = ap.parse_args()
     if a.tuned:
         # What vcycle's runtime_init does: keep freed activations in the heap instead of returning
-        # them to the kernel after every step (glibc: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3).
+        # them to the kernel after every step (glibc's mallopt: M_MMAP_THRESHOLD (-3) at INT_MAX, M_TRIM_THRESHOLD (-1) off).
         import ctypes
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 30)
-        libc.mallopt(-1, 1 << 30)
+        libc.mallopt(-3, 2**31 - 1)
+        libc.mallopt(-1, -1)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     else:

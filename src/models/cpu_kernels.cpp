@@ -39,9 +39,10 @@ CpuKernels cpu_kernels() {
   return static_cast<CpuKernels>(k);
 }
 
-bool fused_cpu_kernels_take(const torch::Tensor& t) {
+bool fused_cpu_kernels_take(const torch::Tensor& t, bool with_bf16) {
   const auto st = t.scalar_type();
-  return t.device().is_cpu() && (st == torch::kFloat || st == torch::kDouble) && cpu_kernels() == CpuKernels::fused;
+  return t.device().is_cpu() && (st == torch::kFloat || st == torch::kDouble || (with_bf16 && st == torch::kBFloat16)) &&
+         cpu_kernels() == CpuKernels::fused;
 }
 
 }  // namespace vcycle

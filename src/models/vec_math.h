@@ -38,4 +38,20 @@ VCYCLE_INLINE float exp_nonpositive(float y) {
   return p * scale;
 }
 
+// bf16 is the top half of a float: widening is a shift; narrowing rounds to nearest, ties to even,
+// as LibTorch's c10::BFloat16 does, with NaN kept a (quiet) NaN. Plain arithmetic, so loops of
+// them vectorise.
+VCYCLE_INLINE float bf16_to_float(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+VCYCLE_INLINE uint16_t float_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint16_t rounded = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+  return f != f ? uint16_t{0x7FC0} : rounded;
+}
+
 }  // namespace vcycle::vec_math

@@ -1,7 +1,8 @@
 // The fused CPU GELU (src/models/fused_gelu.cpp) against torch::gelu, the exact erf GELU: in fp64,
 // where the kernel uses the library's erf and exp and the two differ by rounding alone (1e-14 catches
 // any error in the derivative or the chunking); in fp32 against the fp64 GELU on a dense grid, to
-// the bound of its erf approximation (A&S 7.1.26, |error| ≤ 1.5e-7); and the dispatch of
+// the bound of its erf approximation (A&S 7.1.26, |error| ≤ 1.5e-7); in bf16 against the fp32
+// kernel rounded by LibTorch and the fp64 GELU; and the dispatch of
 // vcycle::gelu. The whole-GPT check with the fused and ATen kernels is in fused_attention_test.cpp.
 
 #include <cmath>
@@ -70,6 +71,40 @@ TEST_CASE("fused GELU in fp32 is within its erf approximation's bound of the fp6
   CHECK(max_diff(fused_gelu(far), torch::tensor({0.0f, 0.0f, 30.0f, 100.0f})) < 1e-30);
 }
 
+TEST_CASE("fused GELU in bf16 is the fp32 kernel's result rounded to nearest, within a bf16 rounding of the fp64 GELU",
+          "[models][gelu]") {
+  test::ScopedThreads threads(2);
+  // The grid of the fp32 test, rounded to bf16 (so inputs are exact in every dtype), and a NaN.
+  auto xb = torch::arange(-12.0, 12.0, 1.0 / 1024, torch::kDouble).to(torch::kBFloat16);
+  xb = torch::cat({xb, torch::full({1}, std::nan(""), torch::kBFloat16)});
+  torch::manual_seed(9);
+  const auto gb = torch::randn(xb.sizes()).to(torch::kBFloat16);
+  const auto fused = [](const torch::Tensor& t) { return fused_gelu(t); };
+  const auto [y, dx] = value_and_grad(fused, xb, gb);
+  REQUIRE(y.scalar_type() == torch::kBFloat16);
+  REQUIRE(dx.scalar_type() == torch::kBFloat16);
+  // The same float arithmetic as the fp32 kernel, then LibTorch's own rounding to bf16: bit-equal,
+  // which checks the widening, the rounding (ties to even) and the NaN.
+  const auto [y32, dx32] = value_and_grad(fused, xb.to(torch::kFloat), gb.to(torch::kFloat));
+  const auto n = xb.size(0) - 1;
+  CHECK(torch::equal(y.slice(0, 0, n), y32.slice(0, 0, n).to(torch::kBFloat16)));
+  CHECK(torch::equal(dx.slice(0, 0, n), dx32.slice(0, 0, n).to(torch::kBFloat16)));
+  CHECK(std::isnan(y[-1].item<float>()));
+  CHECK(std::isnan(dx[-1].item<float>()));
+  // Against the fp64 GELU of the same inputs: half a bf16 ulp (2^-8 relative: 8 significant bits)
+  // plus the fp32 bound.
+  const auto x64 = xb.slice(0, 0, n).to(torch::kDouble);
+  const auto [ry, rdx] = value_and_grad([](const torch::Tensor& t) { return torch::gelu(t); }, x64,
+                                        gb.slice(0, 0, n).to(torch::kDouble));
+  const auto scale = x64.abs().clamp_min(1.0);
+  const auto y_err = (y.slice(0, 0, n).to(torch::kDouble) - ry).abs() - ry.abs() * std::ldexp(1.0, -8);
+  const auto dx_err = (dx.slice(0, 0, n).to(torch::kDouble) - rdx).abs() - rdx.abs() * std::ldexp(1.0, -8);
+  INFO("beyond half a bf16 ulp: forward " << (y_err / scale).max().item<double>() << ", gradient "
+                                          << (dx_err / scale).max().item<double>());
+  CHECK((y_err / scale).max().item<double>() < 3e-7);
+  CHECK((dx_err / scale).max().item<double>() < 3e-7);
+}
+
 TEST_CASE("fused GELU takes strided inputs and gives the same floats on 1 and 2 threads", "[models][gelu]") {
   torch::manual_seed(8);
   const auto x = torch::randn({300, 257}) * 3;
@@ -90,19 +125,19 @@ TEST_CASE("fused GELU takes strided inputs and gives the same floats on 1 and 2 
   CHECK(max_diff(one.first, ref) < 1e-5);
 }
 
-TEST_CASE("vcycle::gelu takes the fused kernel for fp32 and fp64 on the CPU unless the ATen kernels are chosen", "[models][gelu]") {
+TEST_CASE("vcycle::gelu takes the fused kernel for fp32, fp64 and bf16 on the CPU unless the ATen kernels are chosen", "[models][gelu]") {
   const auto x = torch::randn({4, 8}, torch::kFloat).requires_grad_(true);
   const auto node = [](const torch::Tensor& t) { return vcycle::gelu(t).grad_fn()->name(); };
   {
     test::ScopedCpuKernels kernels(CpuKernels::fused);
     CHECK(node(x).find("FusedGelu") != std::string::npos);
     CHECK(node(x.to(torch::kDouble)).find("FusedGelu") != std::string::npos);
-    CHECK(node(x.to(torch::kBFloat16)).find("FusedGelu") == std::string::npos);  // bf16 stays on ATen
+    CHECK(node(x.to(torch::kBFloat16)).find("FusedGelu") != std::string::npos);
   }
   {
     test::ScopedCpuKernels kernels(CpuKernels::aten);
     CHECK(node(x).find("FusedGelu") == std::string::npos);
   }
   CHECK_THROWS_WITH(fused_gelu(torch::ones({2, 3}, torch::kInt)),
-                    Catch::Contains("dtype must be float or double") && Catch::Contains("[2, 3]"));
+                    Catch::Contains("dtype must be float, double or bfloat16") && Catch::Contains("[2, 3]"));
 }

@@ -34,7 +34,6 @@ TEST_CASE("bench attention times fused and aten attention in one run and writes 
 }
 
 TEST_CASE("VCYCLE_KERNELS chooses the kernels of a program run and a bad value is exit 2", "[cli][attention]") {
-  // fp32 throughout: bf16 attention (auto's pick on a CPU with native bf16) always takes ATen.
   {
     test::ScopedEnv env("VCYCLE_KERNELS", "flash");
     const auto r = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "1", "--warmup", "0",
@@ -66,6 +65,16 @@ TEST_CASE("VCYCLE_KERNELS chooses the kernels of a program run and a bad value i
   const auto j = nlohmann::json::parse(std::ifstream(dir.str("ab.json")));
   CHECK(j["ratio_median"].get<double>() > 0);
   CHECK(j["pairs"] == 2);
+  // bf16 too: the fused GELU takes bf16 (attention stays on ATen there).
+  const auto ab16 = test::run_cli({"bench", "train", "--threads", "1", "--batch", "1", "--steps", "4", "--warmup", "0",
+                                   "--peak-flops", "1e12", "--kernels", "ab", "--precision", "bf16"});
+  INFO(ab16.output);
+  CHECK(ab16.exit_code == 0);
+  CHECK(ab16.output.find("bf16") != std::string::npos);
+  CHECK(ab16.output.find("(median of 2 pairs)") != std::string::npos);
+  const auto profiled = test::run_cli({"bench", "train", "--kernels", "ab", "--profile"});
+  CHECK(profiled.exit_code == 2);
+  CHECK(profiled.output.find("--kernels ab: CPU runs without --profile only") != std::string::npos);
   const auto few = test::run_cli({"bench", "train", "--kernels", "ab", "--steps", "3", "--precision", "fp32"});
   CHECK(few.exit_code == 2);
   CHECK(few.output.find("--steps >= 4") != std::string::npos);
