@@ -45,7 +45,7 @@ VCYCLE_INLINE void normal_cdf_pdf(const float* __restrict x, int64_t n, float* _
     for (int64_t j = 0; j < n; ++j) pdf[j] = e[j] * 0.39894228040143268f;
 }
 
-VCYCLE_TARGET_CLONES void gelu_forward_f32(const float* x, float* y, int64_t n) {
+VCYCLE_TARGET_CLONES void gelu_forward(const float* x, float* y, int64_t n) {
   float cdf[kBlock];
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t m = std::min(kBlock, n - b);
@@ -54,7 +54,7 @@ VCYCLE_TARGET_CLONES void gelu_forward_f32(const float* x, float* y, int64_t n) 
   }
 }
 
-VCYCLE_TARGET_CLONES void gelu_backward_f32(const float* dy, const float* x, float* dx, int64_t n) {
+VCYCLE_TARGET_CLONES void gelu_backward(const float* dy, const float* x, float* dx, int64_t n) {
   float cdf[kBlock], pdf[kBlock];
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t m = std::min(kBlock, n - b);
@@ -65,7 +65,7 @@ VCYCLE_TARGET_CLONES void gelu_backward_f32(const float* dy, const float* x, flo
 
 // bf16 (a `precision: bf16` run's activations): widened to float a block at a time, computed as
 // above, rounded back; LibTorch 1.13's own bf16 GELU backward is a scalar loop (4 ms for 2M elements).
-VCYCLE_TARGET_CLONES void gelu_forward_bf16(const uint16_t* x, uint16_t* y, int64_t n) {
+VCYCLE_TARGET_CLONES void gelu_forward(const uint16_t* x, uint16_t* y, int64_t n) {
   float xf[kBlock], cdf[kBlock];
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t m = std::min(kBlock, n - b);
@@ -75,7 +75,7 @@ VCYCLE_TARGET_CLONES void gelu_forward_bf16(const uint16_t* x, uint16_t* y, int6
   }
 }
 
-VCYCLE_TARGET_CLONES void gelu_backward_bf16(const uint16_t* dy, const uint16_t* x, uint16_t* dx, int64_t n) {
+VCYCLE_TARGET_CLONES void gelu_backward(const uint16_t* dy, const uint16_t* x, uint16_t* dx, int64_t n) {
   float xf[kBlock], cdf[kBlock], pdf[kBlock];
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t m = std::min(kBlock, n - b);
@@ -87,11 +87,11 @@ VCYCLE_TARGET_CLONES void gelu_backward_bf16(const uint16_t* dy, const uint16_t*
 }
 
 // Double: the library's erf and exp, as LibTorch's double GELU computes it.
-void gelu_forward_f64(const double* x, double* y, int64_t n) {
+void gelu_forward(const double* x, double* y, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] = 0.5 * x[j] * (1.0 + std::erf(x[j] * M_SQRT1_2));
 }
 
-void gelu_backward_f64(const double* dy, const double* x, double* dx, int64_t n) {
+void gelu_backward(const double* dy, const double* x, double* dx, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const double cdf = 0.5 * (1.0 + std::erf(x[j] * M_SQRT1_2));
     const double pdf = std::exp(-0.5 * x[j] * x[j]) * (M_2_SQRTPI * M_SQRT1_2 * 0.5);
@@ -125,13 +125,6 @@ void by_dtype(const torch::Tensor& x, F f) {
     default: return f(float{});
   }
 }
-
-void gelu_forward(const double* x, double* y, int64_t n) { gelu_forward_f64(x, y, n); }
-void gelu_forward(const float* x, float* y, int64_t n) { gelu_forward_f32(x, y, n); }
-void gelu_forward(const uint16_t* x, uint16_t* y, int64_t n) { gelu_forward_bf16(x, y, n); }
-void gelu_backward(const double* dy, const double* x, double* dx, int64_t n) { gelu_backward_f64(dy, x, dx, n); }
-void gelu_backward(const float* dy, const float* x, float* dx, int64_t n) { gelu_backward_f32(dy, x, dx, n); }
-void gelu_backward(const uint16_t* dy, const uint16_t* x, uint16_t* dx, int64_t n) { gelu_backward_bf16(dy, x, dx, n); }
 
 torch::Tensor forward_kernel(const torch::Tensor& x) {
   RECORD_FUNCTION("vcycle::fused_gelu", std::vector<c10::IValue>());  // for `bench train --profile`
