@@ -45,45 +45,46 @@ VCYCLE_INLINE void normal_cdf_pdf(const float* __restrict x, int64_t n, float* _
     for (int64_t j = 0; j < n; ++j) pdf[j] = e[j] * 0.39894228040143268f;
 }
 
-VCYCLE_TARGET_CLONES void gelu_forward(const float* x, float* y, int64_t n) {
-  float cdf[kBlock];
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t m = std::min(kBlock, n - b);
-    normal_cdf_pdf(x + b, m, cdf, nullptr);
-    for (int64_t j = 0; j < m; ++j) y[b + j] = x[b + j] * cdf[j];
-  }
+// The kernels compute in float; bf16 (a `precision: bf16` run's activations) is widened a block at
+// a time and rounded back. LibTorch 1.13's own bf16 GELU backward is a scalar loop (4 ms for 2M
+// elements).
+VCYCLE_INLINE float widen(float v) { return v; }
+VCYCLE_INLINE float widen(uint16_t v) { return vec_math::bf16_to_float(v); }
+template <class T>
+VCYCLE_INLINE T narrow(float v) {
+  if constexpr (std::is_same_v<T, uint16_t>) return vec_math::float_to_bf16(v);
+  else return v;
 }
 
-VCYCLE_TARGET_CLONES void gelu_backward(const float* dy, const float* x, float* dx, int64_t n) {
-  float cdf[kBlock], pdf[kBlock];
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t m = std::min(kBlock, n - b);
-    normal_cdf_pdf(x + b, m, cdf, pdf);
-    for (int64_t j = 0; j < m; ++j) dx[b + j] = dy[b + j] * (cdf[j] + x[b + j] * pdf[j]);
-  }
-}
-
-// bf16 (a `precision: bf16` run's activations): widened to float a block at a time, computed as
-// above, rounded back; LibTorch 1.13's own bf16 GELU backward is a scalar loop (4 ms for 2M elements).
-VCYCLE_TARGET_CLONES void gelu_forward(const uint16_t* x, uint16_t* y, int64_t n) {
+template <class T>
+VCYCLE_INLINE void gelu_forward_impl(const T* x, T* y, int64_t n) {
   float xf[kBlock], cdf[kBlock];
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t m = std::min(kBlock, n - b);
-    for (int64_t j = 0; j < m; ++j) xf[j] = vec_math::bf16_to_float(x[b + j]);
+    for (int64_t j = 0; j < m; ++j) xf[j] = widen(x[b + j]);
     normal_cdf_pdf(xf, m, cdf, nullptr);
-    for (int64_t j = 0; j < m; ++j) y[b + j] = vec_math::float_to_bf16(xf[j] * cdf[j]);
+    for (int64_t j = 0; j < m; ++j) y[b + j] = narrow<T>(xf[j] * cdf[j]);
   }
 }
 
-VCYCLE_TARGET_CLONES void gelu_backward(const uint16_t* dy, const uint16_t* x, uint16_t* dx, int64_t n) {
+template <class T>
+VCYCLE_INLINE void gelu_backward_impl(const T* dy, const T* x, T* dx, int64_t n) {
   float xf[kBlock], cdf[kBlock], pdf[kBlock];
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t m = std::min(kBlock, n - b);
-    for (int64_t j = 0; j < m; ++j) xf[j] = vec_math::bf16_to_float(x[b + j]);
+    for (int64_t j = 0; j < m; ++j) xf[j] = widen(x[b + j]);
     normal_cdf_pdf(xf, m, cdf, pdf);
-    for (int64_t j = 0; j < m; ++j)
-      dx[b + j] = vec_math::float_to_bf16(vec_math::bf16_to_float(dy[b + j]) * (cdf[j] + xf[j] * pdf[j]));
+    for (int64_t j = 0; j < m; ++j) dx[b + j] = narrow<T>(widen(dy[b + j]) * (cdf[j] + xf[j] * pdf[j]));
   }
+}
+
+VCYCLE_TARGET_CLONES void gelu_forward(const float* x, float* y, int64_t n) { gelu_forward_impl(x, y, n); }
+VCYCLE_TARGET_CLONES void gelu_forward(const uint16_t* x, uint16_t* y, int64_t n) { gelu_forward_impl(x, y, n); }
+VCYCLE_TARGET_CLONES void gelu_backward(const float* dy, const float* x, float* dx, int64_t n) {
+  gelu_backward_impl(dy, x, dx, n);
+}
+VCYCLE_TARGET_CLONES void gelu_backward(const uint16_t* dy, const uint16_t* x, uint16_t* dx, int64_t n) {
+  gelu_backward_impl(dy, x, dx, n);
 }
 
 // Double: the library's erf and exp, as LibTorch's double GELU computes it.
