@@ -53,13 +53,19 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == hidden, "SelfAttention: x must be (batch, time, ", hidden, "), got shape ",
               x.sizes());
   const int64_t b = x.size(0), t = x.size(1);
-  // (B, T, 3·H·h) -> 3 × (B, H, T, h); chunk order q, k, v matches the parameter maps' chunks.
   // Linear layers are called by registered name so that lora::inject() can swap them (lora.h).
-  // unbind, not three selects: its backward stacks the three gradients in one copy, where each
-  // select's would zero a tensor of the whole qkv size and the three would then be summed.
-  const auto parts = lora::linear_forward(*this, "qkv", x).view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4}).unbind(0);
-  auto y = attention(parts[0], parts[1], parts[2], causal);
-  return lora::linear_forward(*this, "proj", y.transpose(1, 2).reshape({b, t, heads * head_size}));
+  // Chunk order q, k, v matches the parameter maps' chunks.
+  const auto qkv = lora::linear_forward(*this, "qkv", x);
+  torch::Tensor y;
+  if (fused_cpu_kernels_take(qkv)) {
+    y = fused_attention_qkv(qkv, heads, causal);  // (B, T, H·h) without the head-major copies
+  } else {
+    // (B, T, 3·H·h) -> 3 × (B, H, T, h). unbind, not three selects: its backward stacks the three
+    // gradients in one copy, where each select's would zero a tensor of the whole qkv size.
+    const auto parts = qkv.view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4}).unbind(0);
+    y = attention(parts[0], parts[1], parts[2], causal).transpose(1, 2).reshape({b, t, heads * head_size});
+  }
+  return lora::linear_forward(*this, "proj", y);
 }
 
 }  // namespace vcycle

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/record_function.h>
@@ -161,16 +162,21 @@ struct Problem {
   int64_t key_end(int64_t i) const { return causal ? i + 1 : t; }
 };
 
-// A (B, H, T, h) operand with a contiguous last dim and any other strides: q, k and v are views of
-// the qkv projection, read in place. Head bh's rows start at head(bh), `row` apart.
-template <class T>
-struct Rows {
-  const T* data = nullptr;
+// A (B, H, T, h) tensor with a contiguous last dim and any other strides: q, k and v are views of
+// the qkv projection, read in place, and the output and the q, k, v gradients may be written into
+// (B, T, H, h) layouts the same way. Head bh's rows start at head(bh), `row` apart.
+template <class P>  // const T* to read, T* to write
+struct RowsOf {
+  P data = nullptr;
   int64_t heads = 1;       // H
   int64_t sb = 0, sh = 0;  // strides of B and H
   int64_t row = 0;         // stride of T
-  const T* head(int64_t bh) const { return data + (bh / heads) * sb + (bh % heads) * sh; }
+  P head(int64_t bh) const { return data + (bh / heads) * sb + (bh % heads) * sh; }
 };
+template <class T>
+using Rows = RowsOf<const T*>;
+template <class T>
+using OutRows = RowsOf<T*>;
 
 // ---- forward -------------------------------------------------------------------------------------
 
@@ -180,7 +186,7 @@ struct ForwardArgs {
   Rows<T> q;
   const T* kt;  // (B·H, h, T): kᵀ per head, contiguous
   Rows<T> v;
-  T* out;       // (B·H, T, h), contiguous
+  OutRows<T> out;
   T* lse;       // (B·H, T): logsumexp of each row's scaled scores
 };
 
@@ -239,11 +245,11 @@ VCYCLE_INLINE void forward_tile_impl(const ForwardArgs<T>& a, int64_t item, Forw
     }
     gemm_nn(rows, h, cols, s, kTileK, v + j0 * vrow, vrow, o, h, true, inner, i0 - j0);  // o += p·v
   }
-  T* out = a.out + (head * t + i0) * h;
+  T* out = a.out.head(head) + i0 * a.out.row;
   T* lse = a.lse + head * t + i0;
   for (int64_t r = 0; r < rows; ++r) {
     const T inv = T(1) / l[r];
-    for (int64_t d = 0; d < h; ++d) out[r * h + d] = o[r * h + d] * inv;
+    for (int64_t d = 0; d < h; ++d) out[r * a.out.row + d] = o[r * h + d] * inv;
     lse[r] = m[r] + std::log(l[r]);
   }
 }
@@ -263,12 +269,10 @@ struct BackwardArgs {
   Rows<T> q, k;
   const T* kt;   // (B·H, h, T), contiguous
   const T* vt;   // (B·H, h, T), contiguous
-  const T* out;  // (B·H, T, h), contiguous: the forward's output
+  Rows<T> out;   // the forward's output
   const T* lse;  // (B·H, T)
   Rows<T> dout;
-  T* dq;         // (B·H, T, h), contiguous outputs
-  T* dk;
-  T* dv;
+  OutRows<T> dq, dk, dv;
 };
 
 template <class T>
@@ -285,18 +289,19 @@ template <class T>
 VCYCLE_INLINE void backward_head_impl(const BackwardArgs<T>& a, int64_t head, BackwardScratch<T>& w) {
   const Problem<T>& p = a.p;
   const int64_t h = p.h, t = p.t;
-  const int64_t base = head * t * h;
+  const int64_t base = head * t * h;  // of kᵀ and vᵀ
   const T* q = a.q.head(head);
   const T* k = a.k.head(head);
   const T* kt = a.kt + base;
   const T* vt = a.vt + base;
-  const T* out = a.out + base;
+  const T* out = a.out.head(head);
   const T* dout = a.dout.head(head);
-  const int64_t krow = a.k.row, drow = a.dout.row;
+  const int64_t krow = a.k.row, drow = a.dout.row, orow = a.out.row;
   const T* lse = a.lse + head * t;
-  T* dq = a.dq + base;
-  T* dk = a.dk + base;
-  T* dv = a.dv + base;
+  T* dq = a.dq.head(head);
+  T* dk = a.dk.head(head);
+  T* dv = a.dv.head(head);
+  const int64_t dqrow = a.dq.row, dkrow = a.dk.row, dvrow = a.dv.row;
   T* __restrict qs = w.qs.data();
   T* __restrict delta = w.delta.data();
   T* __restrict s = w.s.data();
@@ -306,10 +311,10 @@ VCYCLE_INLINE void backward_head_impl(const BackwardArgs<T>& a, int64_t head, Ba
     for (int64_t d = 0; d < h; ++d) qs[i * h + d] = q[i * a.q.row + d] * p.scale;
   for (int64_t i = 0; i < t; ++i) {  // D_i = rowsum(dO ∘ O)
     T sum = 0;
-    for (int64_t d = 0; d < h; ++d) sum += dout[i * drow + d] * out[i * h + d];
+    for (int64_t d = 0; d < h; ++d) sum += dout[i * drow + d] * out[i * orow + d];
     delta[i] = sum;
   }
-  std::fill(dq, dq + t * h, T(0));
+  for (int64_t i = 0; i < t; ++i) std::fill(dq + i * dqrow, dq + i * dqrow + h, T(0));
   for (int64_t j0 = 0; j0 < t; j0 += kTileK) {
     const int64_t cols = std::min(kTileK, t - j0);
     std::fill(w.dkacc.begin(), w.dkacc.end(), T(0));
@@ -338,12 +343,15 @@ VCYCLE_INLINE void backward_head_impl(const BackwardArgs<T>& a, int64_t head, Ba
       gemm_nn(cols, h, rows, st, kTileQ, dout + i0 * drow, drow, w.dvacc.data(), h, true, from, j0 - i0);  // dv += Pᵀ·dO
       transpose(rows, cols, dp, kTileK, st, kTileQ);
       gemm_nn(cols, h, rows, st, kTileQ, qs + i0 * h, h, w.dkacc.data(), h, true, from, j0 - i0);    // dk += dSᵀ·qs
-      gemm_nn(rows, h, cols, dp, kTileK, k + j0 * krow, krow, dq + i0 * h, h, true, inner, i0 - j0);  // dq += dS·k
+      gemm_nn(rows, h, cols, dp, kTileK, k + j0 * krow, krow, dq + i0 * dqrow, dqrow, true, inner, i0 - j0);  // dq += dS·k
     }
-    std::copy(w.dkacc.begin(), w.dkacc.begin() + cols * h, dk + j0 * h);
-    std::copy(w.dvacc.begin(), w.dvacc.begin() + cols * h, dv + j0 * h);
+    for (int64_t r = 0; r < cols; ++r) {
+      std::copy_n(w.dkacc.data() + r * h, h, dk + (j0 + r) * dkrow);
+      std::copy_n(w.dvacc.data() + r * h, h, dv + (j0 + r) * dvrow);
+    }
   }
-  for (int64_t x = 0; x < t * h; ++x) dq[x] *= p.scale;  // s = scale·q·kᵀ
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t d = 0; d < h; ++d) dq[i * dqrow + d] *= p.scale;  // s = scale·q·kᵀ
 }
 
 VCYCLE_TARGET_CLONES void backward_head(const BackwardArgs<float>& a, int64_t head, BackwardScratch<float>& w) {
@@ -384,49 +392,63 @@ torch::Tensor as_rows(const torch::Tensor& x, torch::ScalarType ct) {
   return y;
 }
 
-template <class T>
-Rows<T> rows_of(const torch::Tensor& x) {
+// x: a (B, H, T, h) view with a contiguous last dim, read (P = const T*) or written (P = T*).
+template <class P>
+RowsOf<P> rows_of(const torch::Tensor& x) {
+  using T = std::remove_const_t<std::remove_pointer_t<P>>;
+  TORCH_INTERNAL_ASSERT(x.dim() == 4 && x.stride(3) == 1);
   return {x.data_ptr<T>(), x.size(1), x.stride(0), x.stride(1), x.stride(2)};
 }
 
-// q, k, v: as_rows. Returns out (contiguous, q's shape) and lse.
+// q, k, v: as_rows; out: (B, H, T, h) with a contiguous last dim, written. lse: (B, H, T), written.
 template <class T>
-std::pair<torch::Tensor, torch::Tensor> forward_kernel(const torch::Tensor& q, const torch::Tensor& k,
-                                                       const torch::Tensor& v, bool causal) {
+void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& out,
+                    const torch::Tensor& lse, bool causal) {
   RECORD_FUNCTION("vcycle::fused_attention", std::vector<c10::IValue>());  // for `bench train --profile`
-  auto out = torch::empty(q.sizes(), q.options());
-  auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options());
-  if (q.numel() == 0) return {out, lse};
+  if (q.numel() == 0) return;
   const auto kt = k.transpose(-2, -1).contiguous();
-  ForwardArgs<T> a{problem_of<T>(q, causal), rows_of<T>(q), kt.data_ptr<T>(), rows_of<T>(v), out.data_ptr<T>(),
-                   lse.data_ptr<T>()};
+  ForwardArgs<T> a{problem_of<T>(q, causal), rows_of<const T*>(q), kt.data_ptr<T>(), rows_of<const T*>(v),
+                   rows_of<T*>(out),         lse.data_ptr<T>()};
   const int64_t items = a.p.heads * a.p.tiles();
   parallel_chunks(items, [&](int64_t begin, int64_t end) {
     ForwardScratch<T> w(a.p.h);
     for (int64_t item = begin; item < end; ++item) forward_tile(a, item, w);
   });
-  return {out, lse};
 }
 
-// Returns dq, dk, dv: contiguous, q's shape.
+// Writes dq, dk, dv: (B, H, T, h) with a contiguous last dim.
 template <class T>
-std::vector<torch::Tensor> backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                           const torch::Tensor& out, const torch::Tensor& lse,
-                                           const torch::Tensor& dout, bool causal) {
+void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& out,
+                     const torch::Tensor& lse, const torch::Tensor& dout, const torch::Tensor& dq,
+                     const torch::Tensor& dk, const torch::Tensor& dv, bool causal) {
   RECORD_FUNCTION("vcycle::fused_attention_backward", std::vector<c10::IValue>());
-  auto dq = torch::empty(q.sizes(), q.options()), dk = torch::empty(q.sizes(), q.options()),
-       dv = torch::empty(q.sizes(), q.options());
-  if (q.numel() == 0) return {dq, dk, dv};
+  if (q.numel() == 0) return;
   const auto kt = k.transpose(-2, -1).contiguous();
   const auto vt = v.transpose(-2, -1).contiguous();
-  BackwardArgs<T> a{problem_of<T>(q, causal), rows_of<T>(q),      rows_of<T>(k),     kt.data_ptr<T>(),
-                    vt.data_ptr<T>(),         out.data_ptr<T>(),  lse.data_ptr<T>(), rows_of<T>(dout),
-                    dq.data_ptr<T>(),         dk.data_ptr<T>(),   dv.data_ptr<T>()};
+  BackwardArgs<T> a{problem_of<T>(q, causal), rows_of<const T*>(q),    rows_of<const T*>(k), kt.data_ptr<T>(),
+                    vt.data_ptr<T>(),         rows_of<const T*>(out),  lse.data_ptr<T>(),    rows_of<const T*>(dout),
+                    rows_of<T*>(dq),          rows_of<T*>(dk),         rows_of<T*>(dv)};
   parallel_chunks(a.p.heads, [&](int64_t begin, int64_t end) {
     BackwardScratch<T> w(a.p.t, a.p.h);
     for (int64_t head = begin; head < end; ++head) backward_head(a, head, w);
   });
-  return {dq, dk, dv};
+}
+
+void run_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& out,
+                 const torch::Tensor& lse, bool causal) {
+  if (q.scalar_type() == torch::kDouble) forward_kernel<double>(q, k, v, out, lse, causal);
+  else forward_kernel<float>(q, k, v, out, lse, causal);
+}
+
+void run_backward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& out,
+                  const torch::Tensor& lse, const torch::Tensor& dout, const torch::Tensor& dq, const torch::Tensor& dk,
+                  const torch::Tensor& dv, bool causal) {
+  if (q.scalar_type() == torch::kDouble) backward_kernel<double>(q, k, v, out, lse, dout, dq, dk, dv, causal);
+  else backward_kernel<float>(q, k, v, out, lse, dout, dq, dk, dv, causal);
+}
+
+torch::Tensor lse_for(const torch::Tensor& q) {
+  return torch::empty({q.size(0), q.size(1), q.size(2)}, q.options());
 }
 
 struct FusedAttentionFunction : torch::autograd::Function<FusedAttentionFunction> {
@@ -437,8 +459,9 @@ struct FusedAttentionFunction : torch::autograd::Function<FusedAttentionFunction
     const auto ct = compute_type(in_type);
     // Views of the inputs where they are in the compute dtype: nothing is copied or kept twice.
     const auto q = as_rows(q_in, ct), k = as_rows(k_in, ct), v = as_rows(v_in, ct);
-    auto [out, lse] = ct == torch::kDouble ? forward_kernel<double>(q, k, v, causal)
-                                           : forward_kernel<float>(q, k, v, causal);
+    auto out = torch::empty(q.sizes(), q.options());
+    const auto lse = lse_for(q);
+    run_forward(q, k, v, out, lse, causal);
     ctx->save_for_backward({q, k, v, out, lse});
     ctx->saved_data["causal"] = causal;
     ctx->saved_data["q_type"] = static_cast<int64_t>(q_in.scalar_type());
@@ -452,17 +475,68 @@ struct FusedAttentionFunction : torch::autograd::Function<FusedAttentionFunction
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
-    const bool causal = ctx->saved_data["causal"].toBool();
     const auto dout = as_rows(grads[0].reshape(q.sizes()), q.scalar_type());
-    const auto g = q.scalar_type() == torch::kDouble ? backward_kernel<double>(q, k, v, out, lse, dout, causal)
-                                                     : backward_kernel<float>(q, k, v, out, lse, dout, causal);
+    auto dq = torch::empty(q.sizes(), q.options()), dk = torch::empty(q.sizes(), q.options()),
+         dv = torch::empty(q.sizes(), q.options());
+    run_backward(q, k, v, out, lse, dout, dq, dk, dv, ctx->saved_data["causal"].toBool());
     const auto sizes = grads[0].sizes();
     auto as = [&](const torch::Tensor& t, const char* key) {
       return t.view(sizes).to(static_cast<torch::ScalarType>(ctx->saved_data[key].toInt()));
     };
-    return {as(g[0], "q_type"), as(g[1], "k_type"), as(g[2], "v_type"), torch::Tensor()};
+    return {as(dq, "q_type"), as(dk, "k_type"), as(dv, "v_type"), torch::Tensor()};
   }
 };
+
+// (B, T, 3·H·h) -> q, k, v as (B, H, T, h) views of it, and the same for its gradient.
+std::vector<torch::Tensor> split_heads(const torch::Tensor& qkv, int64_t heads) {
+  const int64_t b = qkv.size(0), t = qkv.size(1), head_size = qkv.size(2) / (3 * heads);
+  return qkv.view({b, t, 3, heads, head_size}).permute({2, 0, 3, 1, 4}).unbind(0);
+}
+
+// The projections' layouts end to end: q, k and v are read from the qkv projection's output, the
+// output is written as (B, T, H·h) for the output projection, and the gradient of q, k and v lands
+// in one (B, T, 3·H·h) tensor. Done by ATen, each of those is a copy per layer and direction.
+struct FusedQkvAttentionFunction : torch::autograd::Function<FusedQkvAttentionFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& qkv_in, int64_t heads,
+                               bool causal) {
+    const auto in_type = qkv_in.scalar_type();
+    const auto qkv = qkv_in.to(compute_type(in_type)).contiguous();
+    const auto parts = split_heads(qkv, heads);
+    const int64_t b = qkv.size(0), t = qkv.size(1), width = qkv.size(2) / 3;
+    const auto out = torch::empty({b, t, width}, qkv.options());
+    const auto out_heads = out.view({b, t, heads, width / heads}).transpose(1, 2);
+    const auto lse = lse_for(parts[0]);
+    run_forward(parts[0], parts[1], parts[2], out_heads, lse, causal);
+    ctx->save_for_backward({qkv, out, lse});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["causal"] = causal;
+    ctx->saved_data["in_type"] = static_cast<int64_t>(in_type);
+    return out.to(in_type);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &qkv = saved[0], &out = saved[1], &lse = saved[2];
+    const int64_t heads = ctx->saved_data["heads"].toInt();
+    const int64_t b = qkv.size(0), t = qkv.size(1), width = out.size(2);
+    const auto view_heads = [&](const torch::Tensor& x) { return x.view({b, t, heads, width / heads}).transpose(1, 2); };
+    const auto parts = split_heads(qkv, heads);
+    const auto dout = view_heads(grads[0].to(qkv.scalar_type()).contiguous());
+    auto dqkv = torch::empty(qkv.sizes(), qkv.options());
+    const auto dparts = split_heads(dqkv, heads);
+    run_backward(parts[0], parts[1], parts[2], view_heads(out), lse, dout, dparts[0], dparts[1], dparts[2],
+                 ctx->saved_data["causal"].toBool());
+    return {dqkv.to(static_cast<torch::ScalarType>(ctx->saved_data["in_type"].toInt())), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+void check_dtype(const torch::Tensor& x, const char* what) {
+  const auto st = x.scalar_type();
+  TORCH_CHECK(st == torch::kFloat || st == torch::kDouble || st == torch::kBFloat16 || st == torch::kHalf, what,
+              ": dtype must be float, double, bfloat16 or half, got ", st);
+}
 
 }  // namespace
 
@@ -475,12 +549,18 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
               ", ", v.sizes());
   TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(),
               "fused_attention: CPU tensors only, got q on ", q.device());
-  for (const auto* x : {&q, &k, &v}) {
-    const auto st = x->scalar_type();
-    TORCH_CHECK(st == torch::kFloat || st == torch::kDouble || st == torch::kBFloat16 || st == torch::kHalf,
-                "fused_attention: dtype must be float, double, bfloat16 or half, got ", st);
-  }
+  for (const auto* x : {&q, &k, &v}) check_dtype(*x, "fused_attention");
   return FusedAttentionFunction::apply(q, k, v, causal);
+}
+
+torch::Tensor fused_attention_qkv(const torch::Tensor& qkv, int64_t heads, bool causal) {
+  TORCH_CHECK(heads >= 1, "fused_attention_qkv: heads must be >= 1, got ", heads);
+  TORCH_CHECK(qkv.dim() == 3 && qkv.size(2) % (3 * heads) == 0,
+              "fused_attention_qkv: qkv must be (batch, time, 3 * heads * head_size) with heads = ", heads,
+              ", got shape ", qkv.sizes());
+  TORCH_CHECK(qkv.device().is_cpu(), "fused_attention_qkv: CPU tensors only, got qkv on ", qkv.device());
+  check_dtype(qkv, "fused_attention_qkv: qkv");
+  return FusedQkvAttentionFunction::apply(qkv, heads, causal);
 }
 
 }  // namespace vcycle

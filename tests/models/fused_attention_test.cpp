@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
+#include <string>
 #include <tuple>
 
 #include <ATen/Parallel.h>
@@ -147,6 +149,92 @@ TEST_CASE("fused attention in fp32 and bf16 agrees with the fp32 reference to th
   CHECK(y.scalar_type() == torch::kDouble);
   CHECK(max_diff(y, reference(qf.detach().to(torch::kDouble), k, v, true)) < 1e-12);
   CHECK(torch::autograd::grad({y.sum()}, {qf})[0].scalar_type() == torch::kFloat);
+}
+
+TEST_CASE("fused_attention_qkv matches the unfused product from a qkv projection, and its gradient", "[models][attention]") {
+  torch::manual_seed(6);
+  test::ScopedThreads threads(2);
+  // Against the reference in fp64, and bit for bit against fused_attention on the split views (the same
+  // arithmetic, only the layouts of the output and the gradient differ) in fp32 and fp64.
+  for (const auto& [b, heads, t, h] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {2, 3, 70, 8}, {1, 1, 1, 64}, {3, 2, 130, 33}}) {
+    for (bool causal : {true, false}) {
+      for (auto dtype : {torch::kDouble, torch::kFloat}) {
+        INFO("B " << b << " H " << heads << " T " << t << " h " << h << " causal " << causal << " " << dtype);
+        const auto qkv_in = torch::randn({b, t, 3 * heads * h}, torch::kDouble).to(dtype).requires_grad_();
+        const auto go = torch::randn({b, t, heads * h}, torch::kDouble).to(dtype);
+        const auto y = fused_attention_qkv(qkv_in, heads, causal);
+        REQUIRE(y.sizes() == torch::IntArrayRef({b, t, heads * h}));
+        CHECK(y.is_contiguous());
+        const auto g = torch::autograd::grad({y}, {qkv_in}, {go})[0];
+        CHECK(g.sizes() == qkv_in.sizes());
+
+        const auto split = [&](const torch::Tensor& x) {
+          return x.view({b, t, 3, heads, h}).permute({2, 0, 3, 1, 4}).unbind(0);
+        };
+        const auto merge = [&](const torch::Tensor& y4) { return y4.transpose(1, 2).reshape({b, t, heads * h}); };
+        const auto other = qkv_in.detach().clone().requires_grad_();
+        const auto p = split(other);
+        const auto y_split = merge(fused_attention(p[0], p[1], p[2], causal));
+        CHECK(torch::equal(y, y_split));
+        CHECK(torch::equal(g, torch::autograd::grad({y_split}, {other}, {go})[0]));
+
+        if (dtype == torch::kDouble) {
+          const auto ref_in = qkv_in.detach().clone().requires_grad_();
+          const auto r = split(ref_in);
+          const auto y_ref = merge(reference(r[0], r[1], r[2], causal));
+          CHECK(max_diff(y, y_ref) < 1e-10);
+          CHECK(max_diff(g, torch::autograd::grad({y_ref}, {ref_in}, {go})[0]) < 1e-10);
+        }
+      }
+    }
+  }
+  // bf16 is computed in float and returned, with its gradient, in bf16.
+  const auto xb = torch::randn({1, 9, 3 * 2 * 8}).to(torch::kBFloat16).requires_grad_();
+  const auto yb = fused_attention_qkv(xb, 2, true);
+  CHECK(yb.scalar_type() == torch::kBFloat16);
+  CHECK(torch::autograd::grad({yb.sum()}, {xb})[0].scalar_type() == torch::kBFloat16);
+  CHECK_THROWS_WITH(fused_attention_qkv(torch::randn({1, 4, 20}), 2, true),
+                    Catch::Contains("fused_attention_qkv") && Catch::Contains("[1, 4, 20]"));
+  CHECK_THROWS_WITH(fused_attention_qkv(torch::randn({4, 24}), 2, true), Catch::Contains("(batch, time"));
+  CHECK_THROWS_WITH(fused_attention_qkv(torch::randn({1, 4, 24}), 0, true), Catch::Contains("heads must be >= 1"));
+  CHECK_THROWS_WITH(fused_attention_qkv(torch::randn({1, 4, 24}).to(torch::kInt), 2, true),
+                    Catch::Contains("qkv: dtype"));
+}
+
+TEST_CASE("SelfAttention takes fused_attention_qkv for fp32 and fp64 on the CPU unless the ATen kernels are chosen", "[models][attention]") {
+  torch::manual_seed(7);
+  SelfAttention attn(16, 2, 8, /*causal=*/true);
+  const auto x = torch::randn({2, 5, 16});
+  // Whether the output's autograd graph holds a node of that name.
+  const auto graph_has = [](const torch::Tensor& y, const std::string& node) {
+    std::vector<torch::autograd::Node*> todo{y.grad_fn().get()};
+    std::set<torch::autograd::Node*> seen;
+    while (!todo.empty()) {
+      auto* n = todo.back();
+      todo.pop_back();
+      if (n == nullptr || !seen.insert(n).second) continue;
+      if (n->name().find(node) != std::string::npos) return true;
+      for (const auto& e : n->next_edges()) todo.push_back(e.function.get());
+    }
+    return false;
+  };
+  for (auto dtype : {torch::kFloat, torch::kDouble}) {
+    attn->to(dtype);
+    const auto xd = x.to(dtype);
+    {
+      test::ScopedCpuKernels kernels(CpuKernels::fused);
+      CHECK(graph_has(attn->forward(xd), "FusedQkvAttention"));
+    }
+    {
+      test::ScopedCpuKernels kernels(CpuKernels::aten);
+      CHECK_FALSE(graph_has(attn->forward(xd), "Fused"));
+    }
+  }
+  // bf16 stays on LibTorch's ops.
+  attn->to(torch::kBFloat16);
+  test::ScopedCpuKernels kernels(CpuKernels::fused);
+  CHECK_FALSE(graph_has(attn->forward(x.to(torch::kBFloat16)), "Fused"));
 }
 
 TEST_CASE("fused attention refuses shapes it cannot take", "[models][attention]") {

@@ -22,4 +22,10 @@ namespace vcycle {
 
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal);
 
+// The same from a qkv projection's output (B, T, 3·H·h), chunks q, k, v in that order, to
+// (B, T, H·h), the output projection's input: q, k and v are read where they lie, the output is
+// written in the layout the projection takes, and the gradient is one (B, T, 3·H·h) tensor, so
+// neither direction copies between the head-major and the token-major layout. Differentiable in qkv.
+torch::Tensor fused_attention_qkv(const torch::Tensor& qkv, int64_t heads, bool causal);
+
 }  // namespace vcycle
