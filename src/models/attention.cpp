@@ -57,7 +57,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   // Chunk order q, k, v matches the parameter maps' chunks.
   const auto qkv = lora::linear_forward(*this, "qkv", x);
   torch::Tensor y;
-  if (fused_cpu_kernels_take(qkv)) {
+  if (fused_cpu_kernels_take(qkv, /*with_bf16=*/true)) {
     y = fused_attention_qkv(qkv, heads, causal);  // (B, T, H·h) without the head-major copies
   } else {
     // (B, T, 3·H·h) -> 3 × (B, H, T, h). unbind, not three selects: its backward stacks the three

@@ -235,8 +235,9 @@ std::vector<std::pair<std::string, torch::Tensor>> LoRALinearImpl::adapter_param
 
 torch::Tensor LoRALinearImpl::forward(const torch::Tensor& x) {
   ++forward_calls_;
-  // The base path is exactly torch::nn::Linear's, so with B = 0 the output is bitwise the base's.
-  auto y = torch::nn::functional::linear(x, weight, bias);
+  // The base path is exactly linear_forward's for a plain Linear, so with B = 0 the output is
+  // bitwise the base's.
+  auto y = torch::linear(x, weight, bias);
   if (merged_) return y;
   const auto h = options_.dropout() > 0 ? torch::dropout(x, options_.dropout(), is_training()) : x;
   // B·(A·x): two thin products, never the (out × in) update.
@@ -344,7 +345,11 @@ torch::Tensor linear_forward(const torch::nn::Module& parent, const std::string&
   const auto linear = std::dynamic_pointer_cast<torch::nn::LinearImpl>(*child);
   TORCH_CHECK(linear != nullptr, "linear_forward: child '", name, "' of ", parent.name(), " is ", (*child)->name(),
               ", not a Linear or LoRALinear");
-  return linear->forward(x);
+  // at::linear, not LinearImpl::forward: the C++ frontend's functional linear multiplies inputs of
+  // 3+ dims with matmul and adds the bias in a separate pass, and under bf16 autocast it adds the
+  // fp32 bias to the bf16 product, converting the product to fp32 and back. at::linear (what
+  // PyTorch's nn.Linear calls) folds the leading dims and puts the bias into the GEMM's output.
+  return torch::linear(x, linear->weight, linear->bias);
 }
 
 std::vector<std::pair<std::string, std::shared_ptr<LoRALinearImpl>>> lora_layers(const torch::nn::Module& module) {

@@ -202,7 +202,7 @@ TEST_CASE("fused_attention_qkv matches the unfused product from a qkv projection
                     Catch::Contains("qkv: dtype"));
 }
 
-TEST_CASE("SelfAttention takes fused_attention_qkv for fp32 and fp64 on the CPU unless the ATen kernels are chosen", "[models][attention]") {
+TEST_CASE("SelfAttention takes fused_attention_qkv for fp32, fp64 and bf16 on the CPU unless the ATen kernels are chosen", "[models][attention]") {
   torch::manual_seed(7);
   SelfAttention attn(16, 2, 8, /*causal=*/true);
   const auto x = torch::randn({2, 5, 16});
@@ -231,10 +231,10 @@ TEST_CASE("SelfAttention takes fused_attention_qkv for fp32 and fp64 on the CPU 
       CHECK_FALSE(graph_has(attn->forward(xd), "Fused"));
     }
   }
-  // bf16 stays on LibTorch's ops.
+  // bf16 too (computed in float; attention() keeps bf16 on LibTorch's ops).
   attn->to(torch::kBFloat16);
   test::ScopedCpuKernels kernels(CpuKernels::fused);
-  CHECK_FALSE(graph_has(attn->forward(x.to(torch::kBFloat16)), "Fused"));
+  CHECK(graph_has(attn->forward(x.to(torch::kBFloat16)), "FusedQkvAttention"));
 }
 
 TEST_CASE("fused attention refuses shapes it cannot take", "[models][attention]") {

@@ -21,7 +21,7 @@ struct SelfAttentionImpl : torch::nn::Cloneable<SelfAttentionImpl> {
   // `causal`: every query attends to itself and earlier positions only (a decoder).
   SelfAttentionImpl(int64_t hidden, int64_t heads, int64_t head_size, bool causal = false);
   void reset() override;
-  // x: (B, T, d) -> (B, T, d). fp32 and fp64 CPU inputs take fused_attention_qkv
+  // x: (B, T, d) -> (B, T, d). fp32, fp64 and bf16 CPU inputs take fused_attention_qkv
   // (fused_attention.h) unless the ATen kernels are chosen (cpu_kernels.h); the rest `attention`.
   torch::Tensor forward(const torch::Tensor& x);
 

@@ -22,9 +22,10 @@ CpuKernels parse_cpu_kernels(const std::string& name, const std::string& what);
 std::string to_string(CpuKernels kernels);
 
 // Whether a fused kernel takes `t`: a float or double CPU tensor while the fused kernels are on, and
-// a bfloat16 one (a `precision: bf16` run) for the kernels that ask (`with_bf16`). The GELU does;
-// attention in bf16 stays on LibTorch's ops, whose bf16 GEMMs match the kernel's float arithmetic
-// at T = 128 on a CPU with bf16 units (README, "Fused CPU kernels").
+// a bfloat16 one (a `precision: bf16` run) for the kernels that ask (`with_bf16`). The GELU and
+// SelfAttention's fused_attention_qkv do; attention() on separate q, k, v in bf16 stays on
+// LibTorch's ops, whose bf16 GEMMs match the kernel's float arithmetic at T = 128 once the kernel's
+// strided conversions are counted (README, "Fused CPU kernels").
 bool fused_cpu_kernels_take(const torch::Tensor& t, bool with_bf16 = false);
 
 }  // namespace vcycle
